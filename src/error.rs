@@ -1,0 +1,42 @@
+//! The one error type of starting gocm. Each message says what to do.
+
+use std::fmt;
+
+#[derive(Debug)]
+pub enum Error {
+    /// A flag or environment variable is missing, malformed or contradicts
+    /// another one.
+    Config(String),
+    /// The service-account key file is unusable (never holds key material).
+    Credentials(String),
+    /// The listening socket could not be opened.
+    Bind { addr: String, source: std::io::Error },
+    /// Any other I/O failure at startup (thread spawn, file access).
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Config(msg) => write!(f, "{msg} (see `gocm --help`)"),
+            Error::Credentials(msg) => write!(f, "credentials: {msg}"),
+            Error::Bind { addr, source } => write!(
+                f,
+                "cannot listen on {addr}: {source} (is another gocm running? choose another --port)"
+            ),
+            Error::Io { what, source } => write!(f, "{what}: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Bind { source, .. } | Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}

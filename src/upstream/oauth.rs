@@ -1,0 +1,1 @@
+//! OAuth2 service-account tokens (being written).
