@@ -272,9 +272,9 @@ impl Config {
     pub fn from_cli(cli: Cli, env: impl Fn(&str) -> Option<String>) -> Result<Config, Error> {
         let nonempty = |s: Option<String>| s.filter(|s| !s.trim().is_empty());
         let api_key = nonempty(cli.apikey).or_else(|| nonempty(env("GOCM_APIKEY")));
-        let credentials = cli.credentials.or_else(|| {
-            nonempty(env("GOOGLE_APPLICATION_CREDENTIALS")).map(PathBuf::from)
-        });
+        let credentials = cli
+            .credentials
+            .or_else(|| nonempty(env("GOOGLE_APPLICATION_CREDENTIALS")).map(PathBuf::from));
         let provider = match (api_key, credentials) {
             (Some(_), Some(_)) => {
                 return Err(Error::Config(
@@ -387,7 +387,15 @@ mod tests {
         let got = rewrite_go_flags(&["-apikey", "-k-", "-port=5602", "-host", "0.0.0.0", "-help"]);
         assert_eq!(
             got,
-            ["--apikey", "-k-", "--port", "5602", "--ipaddress", "0.0.0.0", "--help"]
+            [
+                "--apikey",
+                "-k-",
+                "--port",
+                "5602",
+                "--ipaddress",
+                "0.0.0.0",
+                "--help"
+            ]
         );
     }
 

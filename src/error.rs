@@ -10,7 +10,10 @@ pub enum Error {
     /// The service-account key file is unusable (never holds key material).
     Credentials(String),
     /// The listening socket could not be opened.
-    Bind { addr: String, source: std::io::Error },
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
     /// Any other I/O failure at startup (thread spawn, file access).
     Io {
         what: String,

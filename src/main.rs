@@ -1,1 +1,51 @@
-fn main() {}
+//! The `gocm` binary: flags → config → [`gocm::Relay`], until SIGTERM/SIGINT.
+
+use std::process::ExitCode;
+
+use gocm::config::{ArgsError, Config};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let config = match Config::from_args(&args, |k| std::env::var(k).ok()) {
+        Ok(c) => c,
+        Err(ArgsError::Exit { output, ok: true }) => {
+            println!("{output}");
+            return ExitCode::SUCCESS;
+        }
+        Err(ArgsError::Exit { output, ok: false }) => {
+            eprintln!("{output}\nRun gocm --help for usage.");
+            return ExitCode::from(2);
+        }
+        Err(ArgsError::Invalid(e)) => {
+            eprintln!("gocm: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    env_logger::Builder::new()
+        .parse_filters(&config.log_level)
+        .parse_env("RUST_LOG")
+        .format_timestamp_millis()
+        .init();
+
+    let mut signals = match Signals::new([SIGTERM, SIGINT]) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("gocm: cannot install signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let relay = match gocm::Relay::start(config) {
+        Ok(r) => r,
+        Err(e) => {
+            log::error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(sig) = signals.forever().next() {
+        log::info!("signal {sig}: shutting down");
+    }
+    relay.shutdown();
+    ExitCode::SUCCESS
+}

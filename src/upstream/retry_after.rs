@@ -13,7 +13,8 @@ pub fn parse(value: Option<&str>) -> Option<Duration> {
         Duration::from_secs(secs)
     } else {
         let when = httpdate::parse_http_date(value).ok()?;
-        when.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO)
+        when.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO)
     };
     Some(wait.min(MAX_RETRY_AFTER))
 }

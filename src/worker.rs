@@ -1,0 +1,215 @@
+//! The worker pool: a fixed number of OS threads, each making one blocking
+//! upstream call at a time. A worker never sleeps: back-offs go to the
+//! scheduler, and a quota hold re-queues the work until the hold ends.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use crate::config::Backoff;
+use crate::queue::{Delivery, Inbox, Queue};
+use crate::stats::Stats;
+use crate::upstream::{short_token, Outcome, Reason, Upstream};
+
+/// What every worker shares.
+pub struct Pool {
+    pub upstream: Arc<dyn Upstream>,
+    pub queue: Queue,
+    pub stats: Arc<Stats>,
+    pub retries: u32,
+    pub backoff: Backoff,
+    /// Set by a quota answer: no worker calls the upstream before then (the
+    /// quota is per project, so hammering it helps nobody).
+    hold_until: Mutex<Option<Instant>>,
+}
+
+impl Pool {
+    pub fn new(
+        upstream: Arc<dyn Upstream>,
+        queue: Queue,
+        stats: Arc<Stats>,
+        retries: u32,
+        backoff: Backoff,
+    ) -> Arc<Pool> {
+        Arc::new(Pool {
+            upstream,
+            queue,
+            stats,
+            retries,
+            backoff,
+            hold_until: Mutex::new(None),
+        })
+    }
+
+    /// Starts `n` workers. Worker stacks are small: a worker holds little
+    /// more than one upstream call, and hundreds of them are expected.
+    pub fn spawn(
+        self: &Arc<Self>,
+        n: usize,
+        inbox: &Inbox,
+    ) -> std::io::Result<Vec<JoinHandle<()>>> {
+        (0..n)
+            .map(|i| {
+                let pool = self.clone();
+                let inbox = inbox.clone();
+                std::thread::Builder::new()
+                    .name(format!("gocm-worker-{i}"))
+                    .stack_size(256 * 1024)
+                    .spawn(move || {
+                        while let Some(d) = inbox.next() {
+                            pool.process(d);
+                        }
+                    })
+            })
+            .collect()
+    }
+
+    /// One delivery: split it to the upstream's size, wait out a quota hold
+    /// (by re-queuing), make the call, and act on each token's outcome.
+    pub fn process(&self, mut d: Delivery) {
+        for chunk in d.split_off_chunks(self.upstream.max_tokens_per_call()) {
+            self.queue.ready(chunk);
+        }
+        if let Some(until) = *self.hold_until.lock() {
+            if until > Instant::now() {
+                self.queue.retry_at(until, d);
+                return;
+            }
+        }
+        let outcomes = self.upstream.send(&d.message, &d.tokens);
+        self.apply(d, outcomes);
+    }
+
+    fn apply(&self, d: Delivery, mut outcomes: Vec<Outcome>) {
+        if outcomes.len() != d.tokens.len() {
+            log::error!(
+                "{} upstream returned {} outcomes for {} tokens; retrying the chunk",
+                self.upstream.name(),
+                outcomes.len(),
+                d.tokens.len()
+            );
+            outcomes =
+                vec![Outcome::retry(None, Reason::Upstream, "bad outcome count"); d.tokens.len()];
+        }
+        let mut delivered = 0;
+        let mut failures = FailureLog::default();
+        let mut retry = Vec::new();
+        let mut retry_after: Option<Duration> = None;
+        let mut retry_reason = Reason::Upstream;
+        for (token, outcome) in d.tokens.iter().zip(outcomes) {
+            match outcome {
+                Outcome::Delivered => delivered += 1,
+                Outcome::Canonical(new) => {
+                    delivered += 1;
+                    self.stats.canonical(token, &new);
+                }
+                Outcome::NotRegistered => {
+                    self.stats.not_registered(token);
+                    failures.add(token, Reason::Invalid, "not registered");
+                }
+                Outcome::Failed { reason, detail } => {
+                    self.stats.failed(1, reason);
+                    failures.add(token, reason, &detail);
+                }
+                Outcome::Retry {
+                    after,
+                    reason,
+                    detail,
+                } => {
+                    retry_after = retry_after.max(after);
+                    if reason == Reason::Quota || retry.is_empty() {
+                        retry_reason = reason;
+                    }
+                    log::debug!(
+                        "{} will retry {}: {detail}",
+                        self.upstream.name(),
+                        short_token(token)
+                    );
+                    retry.push(token.clone());
+                }
+            }
+        }
+        self.stats.delivered(delivered);
+        failures.log(self.upstream.name());
+
+        if retry.is_empty() {
+            d.job.chunk_done(&self.stats);
+            return;
+        }
+        if d.tries >= self.retries {
+            log::warn!(
+                "{} gave up on {} token(s) (first {}) after {} tries ({})",
+                self.upstream.name(),
+                retry.len(),
+                short_token(&retry[0]),
+                d.tries + 1,
+                retry_reason.as_str()
+            );
+            self.stats.failed(retry.len(), retry_reason);
+            d.job.chunk_done(&self.stats);
+            return;
+        }
+        let now = Instant::now();
+        let wait = self
+            .backoff
+            .delay(d.tries)
+            .max(retry_after.unwrap_or_default());
+        let at = now + wait;
+        if retry_reason == Reason::Quota {
+            let mut hold = self.hold_until.lock();
+            let new_hold = now + retry_after.unwrap_or(wait);
+            if hold.is_none_or(|h| h < new_hold) {
+                log::warn!(
+                    "upstream quota exceeded: holding every worker for {:?}",
+                    new_hold - now
+                );
+                *hold = Some(new_hold);
+            }
+        }
+        self.stats.retried(retry.len());
+        self.queue.retry_at(
+            at,
+            Delivery {
+                job: d.job,
+                message: d.message,
+                tokens: retry,
+                tries: d.tries + 1,
+            },
+        );
+    }
+}
+
+/// Groups final failures of one call by cause, so that a whole-request
+/// failure of 1000 tokens is one log line, not a thousand.
+#[derive(Default)]
+struct FailureLog {
+    by_cause: HashMap<(Reason, String), (usize, String)>,
+}
+
+impl FailureLog {
+    fn add(&mut self, token: &str, reason: Reason, detail: &str) {
+        self.by_cause
+            .entry((reason, detail.to_string()))
+            .or_insert_with(|| (0, short_token(token)))
+            .0 += 1;
+    }
+
+    fn log(self, upstream: &str) {
+        for ((reason, detail), (count, first)) in self.by_cause {
+            if count == 1 {
+                log::warn!(
+                    "{upstream}: token {first} failed ({}): {detail}",
+                    reason.as_str()
+                );
+            } else {
+                log::warn!(
+                    "{upstream}: {count} tokens (first {first}) failed ({}): {detail}",
+                    reason.as_str()
+                );
+            }
+        }
+    }
+}
