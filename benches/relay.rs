@@ -1,1 +1,389 @@
-fn main() {}
+//! `cargo bench`: ingest and delivery figures, each beside a ceiling
+//! measured in the same run, printed as ratios. No assertions: speed is
+//! measured here, not in the tests.
+//!
+//! Set `GOCM_BENCH_SECS` (default 3) to change how long each ingest run lasts.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gocm::config::Config;
+use gocm::Relay;
+use mock_fcm::{MockFcm, MockOptions};
+
+const CLIENTS: usize = 8;
+const HTTP_THREADS: usize = 4;
+
+fn main() {
+    let secs: u64 = std::env::var("GOCM_BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    println!(
+        "gocm benchmarks ({} cores)",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    let only = std::env::var("GOCM_BENCH_ONLY").unwrap_or_default();
+    let workers: usize = std::env::var("GOCM_BENCH_WORKERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(512);
+    if only.is_empty() || only == "ingest" {
+        ingest(Duration::from_secs(secs));
+    }
+    if only.is_empty() || only == "delivery" {
+        delivery(Duration::ZERO, workers, 20_000);
+        delivery(Duration::from_millis(100), workers, 20_000);
+    }
+    println!(
+        "peak RSS of this process (relay + mock + clients): {} MiB",
+        peak_rss_mib()
+    );
+}
+
+// ---------------------------------------------------------------- ingest --
+
+/// Keep-alive clients posting 1-token sends: gocm against a bare tiny_http
+/// responder (same socket options, same handler threads) that reads the
+/// body and answers `ok`.
+fn ingest(run: Duration) {
+    println!("\n## ingest: {CLIENTS} keep-alive clients, 1-token form sends, {HTTP_THREADS} handler threads");
+    let bare = BareResponder::start();
+    let ceiling = hammer(bare.addr, run);
+    print_run("bare tiny_http responder", &ceiling, None);
+
+    // The upstream answers after a minute and few workers exist, so the
+    // intake is measured, not delivery.
+    let mock = MockFcm::start(MockOptions {
+        latency: Duration::from_secs(60),
+        ..MockOptions::default()
+    });
+    let relay = start_relay(
+        &mock,
+        &[
+            "--workers",
+            "2",
+            "--queue-size",
+            "10000000",
+            "--upstream-timeout-ms",
+            "1000",
+            "--retries",
+            "0",
+        ],
+    );
+    let got = hammer(relay.addr(), run);
+    print_run("gocm /gcm/send", &got, Some(&ceiling));
+    drop(relay);
+    bare.stop();
+}
+
+struct RunResult {
+    requests: u64,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+impl RunResult {
+    fn rate(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+    fn pct(&self, p: f64) -> Duration {
+        let i = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
+        self.latencies[i]
+    }
+}
+
+fn print_run(name: &str, r: &RunResult, ceiling: Option<&RunResult>) {
+    let ratio = ceiling.map_or(String::new(), |c| {
+        format!("  ratio {:.2} of the bare responder", r.rate() / c.rate())
+    });
+    println!(
+        "{name:<28} {:>9.0} req/s  p50 {:>7.3} ms  p99 {:>7.3} ms{ratio}",
+        r.rate(),
+        r.pct(0.50).as_secs_f64() * 1e3,
+        r.pct(0.99).as_secs_f64() * 1e3,
+    );
+}
+
+/// `CLIENTS` threads, one keep-alive connection each, posting for `run`.
+fn hammer(addr: SocketAddr, run: Duration) -> RunResult {
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let threads: Vec<_> = (0..CLIENTS)
+        .map(|c| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut conn = Conn::open(addr);
+                let mut lat = Vec::new();
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let body = format!("tokens=bench-{c}-{i}&payload=%7B%22n%22%3A{i}%7D");
+                    let t = Instant::now();
+                    let status = conn.post("/gcm/send", &body);
+                    lat.push(t.elapsed());
+                    assert_eq!(status, 200, "ingest request refused");
+                    i += 1;
+                }
+                lat
+            })
+        })
+        .collect();
+    std::thread::sleep(run);
+    stop.store(true, Ordering::Relaxed);
+    let mut latencies: Vec<Duration> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    let elapsed = start.elapsed();
+    latencies.sort_unstable();
+    RunResult {
+        requests: latencies.len() as u64,
+        elapsed,
+        latencies,
+    }
+}
+
+/// A minimal HTTP/1.1 keep-alive client: the cheapest way to load a
+/// server, so the client's own cost stays small and identical for both.
+struct Conn {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Conn {
+    fn open(addr: SocketAddr) -> Conn {
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_nodelay(true).unwrap();
+        Conn {
+            reader: BufReader::new(s.try_clone().unwrap()),
+            writer: s,
+        }
+    }
+
+    fn post(&mut self, path: &str, body: &str) -> u16 {
+        let req = format!(
+            "POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        self.writer.write_all(req.as_bytes()).unwrap();
+        self.read_response()
+    }
+
+    fn read_response(&mut self) -> u16 {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).unwrap();
+        let status: u16 = line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let mut len = 0usize;
+        loop {
+            line.clear();
+            self.reader.read_line(&mut line).unwrap();
+            if line == "\r\n" {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0; len];
+        self.reader.read_exact(&mut body).unwrap();
+        status
+    }
+}
+
+struct BareResponder {
+    addr: SocketAddr,
+    server: Arc<tiny_http::Server>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl BareResponder {
+    fn start() -> BareResponder {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        socket2::SockRef::from(&l).set_tcp_nodelay(true).unwrap();
+        let addr = l.local_addr().unwrap();
+        let server = Arc::new(tiny_http::Server::from_listener(l, None).unwrap());
+        let threads = (0..HTTP_THREADS)
+            .map(|_| {
+                let server = server.clone();
+                std::thread::spawn(move || {
+                    while let Ok(mut rq) = server.recv() {
+                        let mut body = Vec::new();
+                        rq.as_reader().read_to_end(&mut body).unwrap();
+                        let _ = rq.respond(tiny_http::Response::from_string("ok\n"));
+                    }
+                })
+            })
+            .collect();
+        BareResponder {
+            addr,
+            server,
+            threads,
+        }
+    }
+
+    fn stop(self) {
+        for _ in &self.threads {
+            self.server.unblock();
+        }
+        for t in self.threads {
+            t.join().unwrap();
+        }
+    }
+}
+
+// -------------------------------------------------------------- delivery --
+
+/// `messages` 1-token sends through gocm to the mock at `latency`:
+/// messages/s from the first post until the last delivery, and TCP
+/// connections the mock saw. Ceiling at 0 ms: the mock's own rate, loaded
+/// directly by `workers` keep-alive clients; at >0 ms: `workers / latency`.
+fn delivery(latency: Duration, workers: usize, messages: usize) {
+    println!(
+        "\n## delivery: {messages} 1-token messages, mock latency {} ms, --workers {workers}",
+        latency.as_millis()
+    );
+    let mock = MockFcm::start(MockOptions {
+        latency,
+        ..MockOptions::default()
+    });
+    if std::env::var("GOCM_BENCH_MOCKPROBE").is_ok() {
+        let r = mock_rate(&mock, workers, Duration::from_secs(3));
+        println!("probe: mock direct with {workers} clients: {r:.0} msg/s");
+    }
+    let ceiling = if latency.is_zero() {
+        let r = mock_rate(&mock, workers.min(64), Duration::from_secs(2));
+        println!(
+            "{:<28} {r:>9.0} msg/s  (direct keep-alive clients, no relay)",
+            "mock's own rate"
+        );
+        r
+    } else {
+        let r = workers as f64 / latency.as_secs_f64();
+        println!("{:<28} {r:>9.0} msg/s  (workers / latency)", "ideal");
+        r
+    };
+    mock.reset_counts();
+    let w = workers.to_string();
+    let relay = start_relay(&mock, &["--workers", &w, "--queue-size", "1000000"]);
+    let addr = relay.addr();
+    let start = Instant::now();
+    let per_client = messages / CLIENTS;
+    let posters: Vec<_> = (0..CLIENTS)
+        .map(|c| {
+            std::thread::spawn(move || {
+                let mut conn = Conn::open(addr);
+                for i in 0..per_client {
+                    let status =
+                        conn.post("/gcm/send", &format!("tokens=d-{c}-{i}&payload=%7B%7D"));
+                    assert_eq!(status, 200);
+                }
+            })
+        })
+        .collect();
+    for p in posters {
+        p.join().unwrap();
+    }
+    let posted = start.elapsed();
+    let total = (per_client * CLIENTS) as u64;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while relay.stats().report().delivered < total && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let elapsed = start.elapsed();
+    let report = relay.stats().report();
+    let rate = report.delivered as f64 / elapsed.as_secs_f64();
+    println!(
+        "{:<28} {rate:>9.0} msg/s  ratio {:.2} of the ceiling; posting took {:.2} s; {} delivered, {} failed",
+        "gocm delivery",
+        rate / ceiling,
+        posted.as_secs_f64(),
+        report.delivered,
+        report.failures
+    );
+    println!(
+        "{:<28} {:>9} upstream TCP connections opened (workers: {workers}; GoCM opened about one per message)",
+        "connections",
+        mock.connections()
+    );
+    if !latency.is_zero() {
+        println!(
+            "{:<28} {:>9.0} msg/s needed (0.8 x workers / latency); GoCM reference ~3,400 msg/s",
+            "target",
+            0.8 * ceiling
+        );
+    }
+}
+
+/// The mock's own capacity: `clients` keep-alive clients posting 1-token
+/// legacy requests straight to it.
+fn mock_rate(mock: &MockFcm, clients: usize, run: Duration) -> f64 {
+    let stop = Arc::new(AtomicBool::new(false));
+    let addr = mock.addr();
+    let start = Instant::now();
+    let threads: Vec<_> = (0..clients)
+        .map(|c| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut conn = Conn::open(addr);
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let body = format!(r#"{{"registration_ids":["m-{c}-{n}"],"data":{{}}}}"#);
+                    conn.post_json("/fcm/send", &body);
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    std::thread::sleep(run);
+    stop.store(true, Ordering::Relaxed);
+    let n: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+impl Conn {
+    fn post_json(&mut self, path: &str, body: &str) -> u16 {
+        let req = format!(
+            "POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        self.writer.write_all(req.as_bytes()).unwrap();
+        self.read_response()
+    }
+}
+
+fn start_relay(mock: &MockFcm, extra: &[&str]) -> Relay {
+    let url = mock.legacy_url();
+    let mut args = vec![
+        "--apikey",
+        "bench",
+        "--gcm-endpoint",
+        &url,
+        "--port",
+        "0",
+        "--log-level",
+        "error",
+    ];
+    args.extend_from_slice(extra);
+    Relay::start(Config::from_args(&args, |_| None).unwrap()).unwrap()
+}
+
+fn peak_rss_mib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<u64>().ok())
+            })
+        })
+        .map_or(0, |kb| kb / 1024)
+}

@@ -26,6 +26,9 @@ fn main() -> ExitCode {
     env_logger::Builder::new()
         .parse_filters(&config.log_level)
         .parse_env("RUST_LOG")
+        // ureq-proto dumps raw request bytes, Authorization header included,
+        // at trace level: never let a secret reach the log that way.
+        .filter_module("ureq_proto", log::LevelFilter::Info)
         .format_timestamp_millis()
         .init();
 
