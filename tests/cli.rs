@@ -204,7 +204,11 @@ fn api_key_from_environment_never_reaches_the_log() {
             body.as_bytes(),
         )
     };
+    // One at a time: the scripted 401 must meet the first send.
     assert_eq!(send("env-1").status, 200);
+    wait_until("the 401", Duration::from_secs(10), || {
+        mock.received("env-1") == 1
+    });
     assert_eq!(send("unavail1-env").status, 200);
     wait_until("both handled", Duration::from_secs(10), || {
         mock.delivered("unavail1-env") == 1 && mock.received("env-1") == 1
