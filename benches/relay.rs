@@ -35,8 +35,12 @@ fn main() {
         ingest(Duration::from_secs(secs));
     }
     if only.is_empty() || only == "delivery" {
-        delivery(Duration::ZERO, workers, 20_000);
-        delivery(Duration::from_millis(100), workers, 20_000);
+        delivery(Duration::ZERO, workers, 20_000, false);
+        delivery(Duration::from_millis(100), workers, 20_000, false);
+        delivery(Duration::from_millis(100), workers, 20_000, true);
+    }
+    if only.is_empty() || only == "memory" {
+        full_queue_memory(100_000);
     }
     println!(
         "peak RSS of this process (relay + mock + clients): {} MiB",
@@ -61,23 +65,106 @@ fn ingest(run: Duration) {
         latency: Duration::from_secs(60),
         ..MockOptions::default()
     });
+    let stalled = [
+        "--workers",
+        "2",
+        "--queue-size",
+        "10000000",
+        "--max-pending",
+        "10000000",
+        "--upstream-timeout-ms",
+        "1000",
+        "--retries",
+        "0",
+    ];
+    let relay = start_relay(&mock, &stalled, None);
+    let memory = hammer(relay.addr(), run);
+    print_run("gocm, queue in memory", &memory, Some(&ceiling));
+    drop(relay);
+
+    let dir = TempDir::new("ingest");
+    let relay = start_relay(&mock, &stalled, Some(&dir.0));
+    let durable = hammer(relay.addr(), run);
+    print_run("gocm, durable queue", &durable, Some(&ceiling));
+    println!(
+        "{:<28} durable / in-memory = {:.2} (group commit: one fsync serves many requests)",
+        "",
+        durable.rate() / memory.rate()
+    );
+    drop(relay);
+    bare.stop();
+}
+
+/// A folder under the system temp dir, removed on drop.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!("gocm-bench-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Memory with `n` accepted 1-token requests waiting on a stalled upstream.
+fn full_queue_memory(n: usize) {
+    println!("\n## memory: {n} pending 1-token requests, upstream stalled");
+    let mock = MockFcm::start(MockOptions {
+        latency: Duration::from_secs(600),
+        ..MockOptions::default()
+    });
+    let max = n.to_string();
+    let dir = TempDir::new("memory");
     let relay = start_relay(
         &mock,
         &[
             "--workers",
-            "2",
+            "4",
             "--queue-size",
-            "10000000",
+            &max,
+            "--max-pending",
+            &max,
             "--upstream-timeout-ms",
             "1000",
             "--retries",
             "0",
         ],
+        Some(&dir.0),
     );
-    let got = hammer(relay.addr(), run);
-    print_run("gocm /gcm/send", &got, Some(&ceiling));
+    let before = rss_mib();
+    let addr = relay.addr();
+    let per = n / CLIENTS;
+    let posters: Vec<_> = (0..CLIENTS)
+        .map(|c| {
+            std::thread::spawn(move || {
+                let mut conn = Conn::open(addr);
+                for i in 0..per {
+                    conn.post(
+                        "/gcm/send",
+                        &format!("tokens=mem-{c}-{i}&payload=%7B%22k%22%3A%22v%22%7D"),
+                    );
+                }
+            })
+        })
+        .collect();
+    for p in posters {
+        p.join().unwrap();
+    }
+    let after = rss_mib();
+    let mut conn = Conn::open(addr);
+    let refused = conn.post("/gcm/send", "tokens=one-more&payload=%7B%7D");
+    println!(
+        "{:<28} RSS {before} MiB -> {after} MiB ({:.0} bytes per pending request); one more send: HTTP {refused}",
+        "gocm, durable queue",
+        (after.saturating_sub(before) as f64 * 1048576.0) / n as f64
+    );
     drop(relay);
-    bare.stop();
 }
 
 struct RunResult {
@@ -244,10 +331,11 @@ impl BareResponder {
 /// messages/s from the first post until the last delivery, and TCP
 /// connections the mock saw. Ceiling at 0 ms: the mock's own rate, loaded
 /// directly by `workers` keep-alive clients; at >0 ms: `workers / latency`.
-fn delivery(latency: Duration, workers: usize, messages: usize) {
+fn delivery(latency: Duration, workers: usize, messages: usize, durable: bool) {
     println!(
-        "\n## delivery: {messages} 1-token messages, mock latency {} ms, --workers {workers}",
-        latency.as_millis()
+        "\n## delivery: {messages} 1-token messages, mock latency {} ms, --workers {workers}, queue {}",
+        latency.as_millis(),
+        if durable { "durable" } else { "in memory" }
     );
     let mock = MockFcm::start(MockOptions {
         latency,
@@ -271,7 +359,19 @@ fn delivery(latency: Duration, workers: usize, messages: usize) {
     };
     mock.reset_counts();
     let w = workers.to_string();
-    let relay = start_relay(&mock, &["--workers", &w, "--queue-size", "1000000"]);
+    let dir = TempDir::new("delivery");
+    let relay = start_relay(
+        &mock,
+        &[
+            "--workers",
+            &w,
+            "--queue-size",
+            "1000000",
+            "--max-pending",
+            "1000000",
+        ],
+        durable.then_some(dir.0.as_path()),
+    );
     let addr = relay.addr();
     let start = Instant::now();
     let per_client = messages / CLIENTS;
@@ -359,8 +459,9 @@ impl Conn {
     }
 }
 
-fn start_relay(mock: &MockFcm, extra: &[&str]) -> Relay {
+fn start_relay(mock: &MockFcm, extra: &[&str], data_dir: Option<&std::path::Path>) -> Relay {
     let url = mock.legacy_url();
+    let dir = data_dir.map_or("none".to_string(), |d| d.display().to_string());
     let mut args = vec![
         "--apikey",
         "bench",
@@ -370,16 +471,27 @@ fn start_relay(mock: &MockFcm, extra: &[&str]) -> Relay {
         "0",
         "--log-level",
         "error",
+        "--data-dir",
+        &dir,
     ];
     args.extend_from_slice(extra);
     Relay::start(Config::from_args(&args, |_| None).unwrap()).unwrap()
 }
 
 fn peak_rss_mib() -> u64 {
+    status_mib("VmHWM:")
+}
+
+fn rss_mib() -> u64 {
+    status_mib("VmRSS:")
+}
+
+/// A memory figure of this process from /proc/self/status, in MiB.
+fn status_mib(key: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+            s.lines().find(|l| l.starts_with(key)).and_then(|l| {
                 l.split_whitespace()
                     .nth(1)
                     .and_then(|v| v.parse::<u64>().ok())

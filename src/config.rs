@@ -61,6 +61,21 @@ pub struct Cli {
     #[argh(option, default = "10000")]
     pub queue_size: usize,
 
+    /// accepted send requests not yet finished (queued, in flight or
+    /// waiting for a retry) before /gcm/send answers 503 (default: 100000)
+    #[argh(option, default = "100_000")]
+    pub max_pending: u64,
+
+    /// where the durable queue lives, created on first start; `none` keeps
+    /// the queue in memory only, lost on exit (default: gocm-data)
+    #[argh(option, default = "String::from(\"gocm-data\")")]
+    pub data_dir: String,
+
+    /// on SIGTERM/SIGINT, how long in-flight upstream calls may finish, in
+    /// ms; the rest stays in the store (default: 10000)
+    #[argh(option, default = "10_000")]
+    pub shutdown_timeout_ms: u64,
+
     /// retries of a transient failure per token (default: 2, as GoCM)
     #[argh(option, default = "2")]
     pub retries: u32,
@@ -114,6 +129,9 @@ const OPTIONS: &[&str] = &[
     "workers",
     "http-threads",
     "queue-size",
+    "max-pending",
+    "data-dir",
+    "shutdown-timeout-ms",
     "retries",
     "max-body",
     "max-tokens",
@@ -244,6 +262,10 @@ pub struct Config {
     pub workers: usize,
     pub http_threads: usize,
     pub queue_size: usize,
+    pub max_pending: u64,
+    /// The durable queue's folder; `None` keeps everything in memory.
+    pub data_dir: Option<PathBuf>,
+    pub shutdown_timeout: Duration,
     pub retries: u32,
     pub max_body: usize,
     pub max_tokens: usize,
@@ -339,6 +361,17 @@ impl Config {
             workers,
             http_threads: positive("--http-threads", cli.http_threads)?,
             queue_size: positive("--queue-size", cli.queue_size)?,
+            max_pending: positive("--max-pending", cli.max_pending as usize)? as u64,
+            data_dir: match cli.data_dir.trim() {
+                "" => {
+                    return Err(Error::Config(
+                        "--data-dir is empty: give a folder, or `none` for memory only".into(),
+                    ))
+                }
+                "none" => None,
+                dir => Some(PathBuf::from(dir)),
+            },
+            shutdown_timeout: Duration::from_millis(cli.shutdown_timeout_ms),
             retries: cli.retries,
             max_body: positive("--max-body", cli.max_body)?,
             max_tokens: positive("--max-tokens", cli.max_tokens)?,

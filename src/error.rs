@@ -14,6 +14,8 @@ pub enum Error {
         addr: String,
         source: std::io::Error,
     },
+    /// The durable queue cannot be opened or read.
+    Store(String),
     /// Any other I/O failure at startup (thread spawn, file access).
     Io {
         what: String,
@@ -30,6 +32,7 @@ impl fmt::Display for Error {
                 f,
                 "cannot listen on {addr}: {source} (is another gocm running? choose another --port)"
             ),
+            Error::Store(msg) => write!(f, "queue store: {msg}"),
             Error::Io { what, source } => write!(f, "{what}: {source}"),
         }
     }

@@ -46,9 +46,22 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Some(sig) = signals.forever().next() {
-        log::info!("signal {sig}: shutting down");
-    }
+    let Some(sig) = signals.forever().next() else {
+        return ExitCode::SUCCESS;
+    };
+    log::info!(
+        "signal {sig}: draining (new sends get 503; in-flight calls may finish); \
+         signal again to exit at once"
+    );
+    // A second signal ends the process at once; the store still holds
+    // every unfinished request.
+    std::thread::spawn(move || {
+        if let Some(sig) = signals.forever().next() {
+            log::warn!("signal {sig} again: exiting now");
+            std::process::exit(1);
+        }
+    });
     relay.shutdown();
+    log::info!("stopped");
     ExitCode::SUCCESS
 }

@@ -7,18 +7,24 @@
 use parking_lot::Mutex;
 use serde::Serialize;
 
+use crate::queue::store::{Recovered, Store};
 use crate::upstream::Reason;
 
+/// With a store, list entries are persisted as they arrive and removed when
+/// drained, so a client collects each one exactly once across restarts.
 #[derive(Default)]
 pub struct Stats {
     inner: Mutex<Inner>,
+    store: Option<Store>,
 }
 
 #[derive(Default)]
 struct Inner {
     report: Report,
-    canonical: Vec<Canonical>,
-    notregistered: Vec<String>,
+    /// List entries keep their store key (a sequence number).
+    canonical: Vec<(u64, Canonical)>,
+    notregistered: Vec<(u64, String)>,
+    next_seq: u64,
 }
 
 /// `GET /gcm/report`: GoCM's five keys first and in GoCM's order; the rest
@@ -50,8 +56,30 @@ pub struct Canonical {
 }
 
 impl Stats {
+    /// Stats backed by `store`, starting with what a previous run left:
+    /// its undrained lists and its unfinished requests as `pending`.
+    pub fn with_store(store: Store, recovered: &mut Recovered) -> Stats {
+        let inner = Inner {
+            report: Report {
+                pending: recovered.requests.len() as u64,
+                ..Report::default()
+            },
+            canonical: std::mem::take(&mut recovered.canonical),
+            notregistered: std::mem::take(&mut recovered.notregistered),
+            next_seq: recovered.next_id,
+        };
+        Stats {
+            inner: Mutex::new(inner),
+            store: Some(store),
+        }
+    }
+
     pub fn report(&self) -> Report {
         self.inner.lock().report.clone()
+    }
+
+    pub fn pending(&self) -> u64 {
+        self.inner.lock().report.pending
     }
 
     /// A send request of `tokens` tokens was accepted.
@@ -59,13 +87,6 @@ impl Stats {
         let mut g = self.inner.lock();
         g.report.attempts += tokens as u64;
         g.report.pending += 1;
-    }
-
-    /// Undoes [`Stats::accepted`] for a request refused after counting.
-    pub fn rejected(&self, tokens: usize) {
-        let mut g = self.inner.lock();
-        g.report.attempts = g.report.attempts.saturating_sub(tokens as u64);
-        g.report.pending = g.report.pending.saturating_sub(1);
     }
 
     /// A send request is finished: every token delivered or finally failed.
@@ -79,19 +100,31 @@ impl Stats {
     }
 
     pub fn canonical(&self, original: &str, canonical: &str) {
-        let mut g = self.inner.lock();
-        g.report.canonicals += 1;
-        g.canonical.push(Canonical {
+        let entry = Canonical {
             original: original.to_string(),
             canonical: canonical.to_string(),
-        });
+        };
+        let mut g = self.inner.lock();
+        g.report.canonicals += 1;
+        g.next_seq += 1;
+        let seq = g.next_seq;
+        // Sent under the lock, so the store sees entries in sequence order.
+        if let Some(store) = &self.store {
+            store.add_canonical(seq, entry.clone());
+        }
+        g.canonical.push((seq, entry));
     }
 
     pub fn not_registered(&self, token: &str) {
         let mut g = self.inner.lock();
         g.report.notregistered += 1;
         g.report.failures += 1;
-        g.notregistered.push(token.to_string());
+        g.next_seq += 1;
+        let seq = g.next_seq;
+        if let Some(store) = &self.store {
+            store.add_not_registered(seq, token.to_string());
+        }
+        g.notregistered.push((seq, token.to_string()));
     }
 
     pub fn failed(&self, n: usize, _reason: Reason) {
@@ -102,14 +135,37 @@ impl Stats {
         self.inner.lock().report.retries += n as u64;
     }
 
-    /// Everything collected since the last call, removed in the same step.
-    pub fn drain_canonical(&self) -> Vec<Canonical> {
-        std::mem::take(&mut self.inner.lock().canonical)
+    /// Everything collected since the last call, removed in the same step
+    /// (and from the store before it is returned). On a store failure the
+    /// entries go back for the next read.
+    pub fn drain_canonical(&self) -> Result<Vec<Canonical>, String> {
+        let taken = std::mem::take(&mut self.inner.lock().canonical);
+        if let Err(e) = self.forget(taken.iter().map(|(s, _)| *s).collect(), Vec::new()) {
+            let mut g = self.inner.lock();
+            let newer = std::mem::replace(&mut g.canonical, taken);
+            g.canonical.extend(newer);
+            return Err(e);
+        }
+        Ok(taken.into_iter().map(|(_, e)| e).collect())
     }
 
     /// Everything collected since the last call, removed in the same step.
-    pub fn drain_notregistered(&self) -> Vec<String> {
-        std::mem::take(&mut self.inner.lock().notregistered)
+    pub fn drain_notregistered(&self) -> Result<Vec<String>, String> {
+        let taken = std::mem::take(&mut self.inner.lock().notregistered);
+        if let Err(e) = self.forget(Vec::new(), taken.iter().map(|(s, _)| *s).collect()) {
+            let mut g = self.inner.lock();
+            let newer = std::mem::replace(&mut g.notregistered, taken);
+            g.notregistered.extend(newer);
+            return Err(e);
+        }
+        Ok(taken.into_iter().map(|(_, t)| t).collect())
+    }
+
+    fn forget(&self, canonical: Vec<u64>, notregistered: Vec<u64>) -> Result<(), String> {
+        match &self.store {
+            Some(store) => store.drained(canonical, notregistered),
+            None => Ok(()),
+        }
     }
 }
 
@@ -135,8 +191,8 @@ mod tests {
     fn drain_empties_the_list() {
         let s = Stats::default();
         s.canonical("a", "b");
-        assert_eq!(s.drain_canonical().len(), 1);
-        assert!(s.drain_canonical().is_empty());
+        assert_eq!(s.drain_canonical().unwrap().len(), 1);
+        assert!(s.drain_canonical().unwrap().is_empty());
         assert_eq!(s.report().canonicals, 1);
     }
 }

@@ -5,11 +5,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::Mutex;
 
 use crate::config::Backoff;
+use crate::queue::store::Store;
 use crate::queue::{Delivery, Inbox, Queue};
 use crate::stats::Stats;
 use crate::upstream::{short_token, Outcome, Reason, Upstream};
@@ -21,6 +22,8 @@ pub struct Pool {
     pub stats: Arc<Stats>,
     pub retries: u32,
     pub backoff: Backoff,
+    /// Where token progress is recorded; `None` in memory mode.
+    pub store: Option<Store>,
     /// Set by a quota answer: no worker calls the upstream before then (the
     /// quota is per project, so hammering it helps nobody).
     hold_until: Mutex<Option<Instant>>,
@@ -33,6 +36,7 @@ impl Pool {
         stats: Arc<Stats>,
         retries: u32,
         backoff: Backoff,
+        store: Option<Store>,
     ) -> Arc<Pool> {
         Arc::new(Pool {
             upstream,
@@ -40,6 +44,7 @@ impl Pool {
             stats,
             retries,
             backoff,
+            store,
             hold_until: Mutex::new(None),
         })
     }
@@ -96,10 +101,15 @@ impl Pool {
         }
         let mut delivered = 0;
         let mut failures = FailureLog::default();
+        let mut finished_ids = Vec::with_capacity(d.ids.len());
         let mut retry = Vec::new();
+        let mut retry_ids = Vec::new();
         let mut retry_after: Option<Duration> = None;
         let mut retry_reason = Reason::Upstream;
-        for (token, outcome) in d.tokens.iter().zip(outcomes) {
+        for ((token, &id), outcome) in d.tokens.iter().zip(&d.ids).zip(outcomes) {
+            if !matches!(outcome, Outcome::Retry { .. }) {
+                finished_ids.push(id);
+            }
             match outcome {
                 Outcome::Delivered => delivered += 1,
                 Outcome::Canonical(new) => {
@@ -129,6 +139,7 @@ impl Pool {
                         short_token(token)
                     );
                     retry.push(token.clone());
+                    retry_ids.push(id);
                 }
             }
         }
@@ -136,7 +147,8 @@ impl Pool {
         failures.log(self.upstream.name());
 
         if retry.is_empty() {
-            d.job.chunk_done(&self.stats);
+            self.tokens_done(&d, finished_ids);
+            self.chunk_done(&d);
             return;
         }
         if d.tries >= self.retries {
@@ -149,7 +161,9 @@ impl Pool {
                 retry_reason.as_str()
             );
             self.stats.failed(retry.len(), retry_reason);
-            d.job.chunk_done(&self.stats);
+            finished_ids.extend(retry_ids);
+            self.tokens_done(&d, finished_ids);
+            self.chunk_done(&d);
             return;
         }
         let now = Instant::now();
@@ -170,15 +184,41 @@ impl Pool {
             }
         }
         self.stats.retried(retry.len());
+        self.tokens_done(&d, finished_ids);
+        if let Some(store) = &self.store {
+            let pairs = retry_ids
+                .iter()
+                .copied()
+                .zip(retry.iter().cloned())
+                .collect();
+            store.tokens_retry(d.job.id, pairs, d.tries + 1, SystemTime::now() + wait);
+        }
         self.queue.retry_at(
             at,
             Delivery {
                 job: d.job,
                 message: d.message,
                 tokens: retry,
+                ids: retry_ids,
                 tries: d.tries + 1,
             },
         );
+    }
+
+    fn tokens_done(&self, d: &Delivery, ids: Vec<u32>) {
+        if let Some(store) = &self.store {
+            store.tokens_done(d.job.id, ids);
+        }
+    }
+
+    /// A chunk has no token left to send; the last chunk ends its request.
+    fn chunk_done(&self, d: &Delivery) {
+        if d.job.chunk_done() {
+            self.stats.finished();
+            if let Some(store) = &self.store {
+                store.request_done(d.job.id);
+            }
+        }
     }
 }
 

@@ -3,88 +3,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::Duration;
 
-use common::{client, post_to, wait_until};
+use common::{client, post_to, wait_until, Running};
 use mock_fcm::{MockFcm, MockOptions, ScriptBody, Scripted};
 
 const KEY: &str = "AIzaSy-very-secret-server-key";
-
-struct Running {
-    child: Child,
-    log: Arc<Mutex<String>>,
-}
-
-impl Running {
-    fn start(args: &[&str], env: &[(&str, &str)]) -> Running {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gocm"));
-        cmd.args(args)
-            .env_remove("GOCM_APIKEY")
-            .env_remove("GOOGLE_APPLICATION_CREDENTIALS")
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("gocm binary runs");
-        let log = Arc::new(Mutex::new(String::new()));
-        let stderr = child.stderr.take().unwrap();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut s = sink.lock().unwrap();
-                s.push_str(&line);
-                s.push('\n');
-            }
-        });
-        Running { child, log }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    /// The address from the "listening on http://ADDR" line.
-    fn addr(&self) -> String {
-        let mut addr = String::new();
-        wait_until("the listening line", Duration::from_secs(20), || {
-            let log = self.log();
-            if let Some(rest) = log.split("listening on http://").nth(1) {
-                addr = rest.split_whitespace().next().unwrap().to_string();
-                true
-            } else {
-                false
-            }
-        });
-        addr
-    }
-
-    fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        assert!(Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success());
-        let mut status = None;
-        wait_until("exit after SIGTERM", Duration::from_secs(20), || {
-            status = self.child.try_wait().unwrap();
-            status.is_some()
-        });
-        status.unwrap()
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[test]
 fn help_documents_every_flag() {
@@ -114,6 +39,9 @@ fn help_documents_every_flag() {
         "--backoff-max-ms",
         "--client-timeout-ms",
         "--log-level",
+        "--max-pending",
+        "--data-dir",
+        "--shutdown-timeout-ms",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}");
     }
@@ -150,6 +78,8 @@ fn go_style_flags_start_the_server() {
             "-gcm-endpoint",
             &url,
             "-workers=2",
+            "-data-dir",
+            "none",
         ],
         &[],
     );
@@ -190,6 +120,8 @@ fn api_key_from_environment_never_reaches_the_log() {
             "2",
             "--backoff-ms",
             "10",
+            "--data-dir",
+            "none",
         ],
         &[("GOCM_APIKEY", KEY), ("RUST_LOG", "trace")],
     );

@@ -258,6 +258,8 @@ fn wrong_api_key_is_a_real_401_from_the_mock() {
         "0",
         "--workers",
         "2",
+        "--data-dir",
+        "none",
     ]);
     let agent = common::client();
     let url = format!("http://{}", relay.addr());

@@ -7,12 +7,14 @@ pub mod send;
 pub mod server;
 
 use std::io::Read;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use serde::Serialize;
 use tiny_http::{Header, Method, Request, Response};
 
-use crate::queue::{Delivery, Full, Job, Queue};
+use crate::queue::store::Store;
+use crate::queue::{Delivery, Job, Queue};
 use crate::stats::Stats;
 use crate::upstream::Message;
 
@@ -38,8 +40,16 @@ pub struct Api {
     pub queue: Queue,
     pub max_body: usize,
     pub max_tokens: usize,
+    /// Accepted requests not finished, beyond which sends get 503.
+    pub max_pending: u64,
     /// Whether the canonical report can ever fill (legacy protocol only).
     pub has_canonical_ids: bool,
+    /// Where `ok` is made durable; `None` in memory mode.
+    pub store: Option<Store>,
+    /// The next request id (the store's key).
+    pub next_id: AtomicU64,
+    /// Set on SIGTERM: sends get 503 while in-flight work finishes.
+    pub draining: AtomicBool,
 }
 
 impl Api {
@@ -51,18 +61,23 @@ impl Api {
         let result = match (path.as_str(), &method) {
             ("/gcm/send", Method::Post) => self.send(&mut rq).map(|()| text("ok\n")),
             ("/gcm/report", Method::Get) => Ok(json(200, &self.stats.report())),
-            ("/gcm/report/canonical", Method::Get) => Ok(json(
-                200,
-                &CanonicalReport {
-                    canonical_replacements: self.stats.drain_canonical(),
-                },
-            )),
-            ("/gcm/report/notregistered", Method::Get) => Ok(json(
-                200,
-                &TokensReport {
-                    tokens: self.stats.drain_notregistered(),
-                },
-            )),
+            ("/gcm/report/canonical", Method::Get) => self
+                .stats
+                .drain_canonical()
+                .map(|list| {
+                    json(
+                        200,
+                        &CanonicalReport {
+                            canonical_replacements: list,
+                        },
+                    )
+                })
+                .map_err(store_error),
+            ("/gcm/report/notregistered", Method::Get) => self
+                .stats
+                .drain_notregistered()
+                .map(|tokens| json(200, &TokensReport { tokens }))
+                .map_err(store_error),
             ("/healthz", Method::Get) => Ok(text("ok\n")),
             ("/gcm/send", _) => Err(ApiError::new(405, "use POST for /gcm/send")),
             (
@@ -82,22 +97,49 @@ impl Api {
         self.enqueue(send.tokens, send.message)
     }
 
+    /// Reserves an intake slot, commits the request to the store (when
+    /// there is one), then queues it: `ok` is only answered after all three.
     fn enqueue(&self, tokens: Vec<String>, message: Message) -> Result<(), ApiError> {
+        if self.draining.load(Ordering::Acquire) {
+            return Err(ApiError::new(
+                503,
+                "shutting down: retry against the next instance",
+            ));
+        }
+        if self.stats.pending() >= self.max_pending {
+            return Err(ApiError::new(
+                503,
+                format!(
+                    "{} requests pending (--max-pending): retry later",
+                    self.max_pending
+                ),
+            ));
+        }
+        let slot = self
+            .queue
+            .reserve()
+            .ok_or_else(|| ApiError::new(503, "queue full (--queue-size): retry later"))?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        if let Some(store) = &self.store {
+            store.accept(id, &message, &tokens).map_err(store_error)?;
+        }
         let n = tokens.len();
-        // Counted before the push: a fast worker may finish the job before
-        // `submit` returns, and `pending` must never dip below zero.
         self.stats.accepted(n);
         let delivery = Delivery {
-            job: Job::new(),
+            job: Job::new(id),
             message: Arc::new(message),
+            ids: (0..n as u32).collect(),
             tokens,
             tries: 0,
         };
-        self.queue.submit(delivery).map_err(|Full(_)| {
-            self.stats.rejected(n);
-            ApiError::new(503, "queue full: retry later")
-        })
+        self.queue.submit(slot, delivery);
+        Ok(())
     }
+}
+
+fn store_error(e: String) -> ApiError {
+    log::error!("queue store: {e}");
+    ApiError::new(503, "the queue store failed: retry later")
 }
 
 #[derive(Serialize)]

@@ -3,22 +3,28 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use crate::stats::Stats;
 use crate::upstream::Message;
 
 /// One accepted send request, shared by every chunk and retry made of it, so
 /// that `pending` drops exactly once, when its last chunk is finished.
 #[derive(Debug)]
 pub struct Job {
+    /// The request's key in the store.
+    pub id: u64,
     /// Chunks of this request still unfinished (queued, in flight, or
     /// waiting for a retry).
     open_chunks: AtomicUsize,
 }
 
 impl Job {
-    pub fn new() -> Arc<Job> {
+    pub fn new(id: u64) -> Arc<Job> {
+        Job::with_chunks(id, 1)
+    }
+
+    pub fn with_chunks(id: u64, chunks: usize) -> Arc<Job> {
         Arc::new(Job {
-            open_chunks: AtomicUsize::new(1),
+            id,
+            open_chunks: AtomicUsize::new(chunks),
         })
     }
 
@@ -27,11 +33,10 @@ impl Job {
         self.open_chunks.fetch_add(extra, Ordering::AcqRel);
     }
 
-    /// One chunk is finished; the last one finishes the request.
-    pub fn chunk_done(&self, stats: &Stats) {
-        if self.open_chunks.fetch_sub(1, Ordering::AcqRel) == 1 {
-            stats.finished();
-        }
+    /// One chunk is finished; true when it was the last one, which
+    /// finishes the request.
+    pub fn chunk_done(&self) -> bool {
+        self.open_chunks.fetch_sub(1, Ordering::AcqRel) == 1
     }
 }
 
@@ -43,6 +48,8 @@ pub struct Delivery {
     pub job: Arc<Job>,
     pub message: Arc<Message>,
     pub tokens: Vec<String>,
+    /// Each token's index in its request (its key in the store).
+    pub ids: Vec<u32>,
     /// Upstream calls already made for these tokens.
     pub tries: u32,
 }
@@ -55,12 +62,15 @@ impl Delivery {
             return Vec::new();
         }
         let rest = self.tokens.split_off(max);
+        let rest_ids = self.ids.split_off(max);
         let chunks: Vec<Delivery> = rest
             .chunks(max)
-            .map(|c| Delivery {
+            .zip(rest_ids.chunks(max))
+            .map(|(tokens, ids)| Delivery {
                 job: self.job.clone(),
                 message: self.message.clone(),
-                tokens: c.to_vec(),
+                tokens: tokens.to_vec(),
+                ids: ids.to_vec(),
                 tries: self.tries,
             })
             .collect();
@@ -75,21 +85,19 @@ mod tests {
 
     #[test]
     fn splitting_2500_tokens_gives_three_chunks_and_one_finish() {
-        let stats = Stats::default();
-        stats.accepted(2500);
         let mut d = Delivery {
-            job: Job::new(),
+            job: Job::new(7),
             message: Arc::new(Message::default()),
             tokens: (0..2500).map(|i| i.to_string()).collect(),
+            ids: (0..2500).collect(),
             tries: 0,
         };
         let rest = d.split_off_chunks(1000);
         let sizes: Vec<usize> = rest.iter().map(|c| c.tokens.len()).collect();
         assert_eq!((d.tokens.len(), sizes), (1000, vec![1000, 500]));
-        d.job.chunk_done(&stats);
-        rest[0].job.chunk_done(&stats);
-        assert_eq!(stats.report().pending, 1);
-        rest[1].job.chunk_done(&stats);
-        assert_eq!(stats.report().pending, 0);
+        assert_eq!((rest[1].ids[0], rest[1].tokens[0].as_str()), (2000, "2000"));
+        assert!(!d.job.chunk_done());
+        assert!(!rest[0].job.chunk_done());
+        assert!(rest[1].job.chunk_done());
     }
 }

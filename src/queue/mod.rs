@@ -1,14 +1,19 @@
 //! The queue between the HTTP handlers and the workers.
 //!
 //! Two channels feed the workers: `intake`, bounded, where `/gcm/send` puts
-//! accepted requests (full → 503, never a blocked handler), and `ready`,
-//! where split-off chunks and due retries go. Workers prefer `ready`, so
-//! work already accepted finishes before new work starts. The scheduler
-//! thread holds retries until they are due.
+//! accepted requests, and `ready`, where split-off chunks, recovered work and
+//! due retries go. Workers prefer `ready`, so work already accepted finishes
+//! before new work starts. The scheduler thread holds retries until they are
+//! due. A handler reserves an intake slot *before* it commits a request to
+//! the store, so a full queue answers 503 without having stored anything,
+//! and a stored request always finds its slot.
 
 pub mod job;
 pub mod scheduler;
+pub mod store;
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -22,6 +27,9 @@ pub struct Queue {
     intake: Sender<Delivery>,
     ready: Sender<Delivery>,
     delayed: Sender<(Instant, Delivery)>,
+    /// Intake slots reserved or filled; never above the channel's bound.
+    reserved: Arc<AtomicUsize>,
+    bound: usize,
 }
 
 /// The consuming side, cloned into each worker.
@@ -30,18 +38,44 @@ pub struct Inbox {
     intake: Receiver<Delivery>,
     ready: Receiver<Delivery>,
     stop: Receiver<()>,
+    stopping: Arc<AtomicBool>,
+    reserved: Arc<AtomicUsize>,
 }
 
-/// The intake is at its bound.
-#[derive(Debug)]
-pub struct Full(pub Delivery);
+/// A free intake slot, held between the store commit and the push. Dropped
+/// unused, it frees the slot.
+pub struct Slot<'a> {
+    reserved: &'a AtomicUsize,
+    used: bool,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        if !self.used {
+            self.reserved.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
 
 impl Queue {
-    /// Accepts a new request, or hands it back when the intake is full.
-    pub fn submit(&self, delivery: Delivery) -> Result<(), Full> {
-        self.intake.try_send(delivery).map_err(|e| match e {
-            TrySendError::Full(d) | TrySendError::Disconnected(d) => Full(d),
-        })
+    /// A slot in the intake, or `None` when it is full.
+    pub fn reserve(&self) -> Option<Slot<'_>> {
+        let taken = self.reserved.fetch_add(1, Ordering::AcqRel);
+        let slot = Slot {
+            reserved: &self.reserved,
+            used: false,
+        };
+        (taken < self.bound).then_some(slot)
+    }
+
+    /// Puts a new request in its reserved slot.
+    pub fn submit(&self, mut slot: Slot<'_>, delivery: Delivery) {
+        match self.intake.try_send(delivery) {
+            Ok(()) => slot.used = true,
+            // Cannot be full (the slot is ours); disconnected only while
+            // shutting down, when the request stays in the store.
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {}
+        }
     }
 
     /// Puts already-accepted work back for the next free worker.
@@ -64,14 +98,31 @@ impl Queue {
 impl Inbox {
     /// The next delivery, preferring `ready`; `None` once stopped.
     pub fn next(&self) -> Option<Delivery> {
+        if self.stopping.load(Ordering::Acquire) {
+            return None;
+        }
         if let Ok(d) = self.ready.try_recv() {
             return Some(d);
         }
-        select! {
+        let d = select! {
             recv(self.ready) -> d => d.ok(),
-            recv(self.intake) -> d => d.ok(),
+            recv(self.intake) -> d => d.ok().inspect(|_| {
+                self.reserved.fetch_sub(1, Ordering::AcqRel);
+            }),
             recv(self.stop) -> _ => None,
+        };
+        if self.stopping.load(Ordering::Acquire) {
+            // Taken while stopping: it stays in the store (or, in memory
+            // mode, is dropped with the rest of the queue).
+            return None;
         }
+        d
+    }
+
+    /// Makes every worker stop taking work; the ones waiting wake up when
+    /// `Channels::stop` is dropped.
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::Release);
     }
 }
 
@@ -91,16 +142,21 @@ pub fn start(intake_bound: usize) -> std::io::Result<Channels> {
     let (delayed_tx, delayed_rx) = unbounded();
     let (stop_tx, stop_rx) = bounded(0);
     let scheduler = scheduler::spawn(delayed_rx, ready_tx.clone(), stop_rx.clone())?;
+    let reserved = Arc::new(AtomicUsize::new(0));
     Ok(Channels {
         queue: Queue {
             intake: intake_tx,
             ready: ready_tx,
             delayed: delayed_tx,
+            reserved: reserved.clone(),
+            bound: intake_bound,
         },
         inbox: Inbox {
             intake: intake_rx,
             ready: ready_rx,
             stop: stop_rx,
+            stopping: Arc::new(AtomicBool::new(false)),
+            reserved,
         },
         stop: stop_tx,
         scheduler,

@@ -3,6 +3,9 @@
 
 #![allow(dead_code)] // each test binary uses a different part of it
 
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gocm::config::Config;
@@ -33,6 +36,7 @@ pub fn legacy_with(mut opts: MockOptions, extra: &[&str]) -> Harness {
         ("--workers", "8"),
         ("--backoff-ms", "20"),
         ("--backoff-max-ms", "200"),
+        ("--data-dir", "none"),
     ];
     let mut args = vec![
         "--apikey",
@@ -167,5 +171,91 @@ pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool)
     while !cond() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::park_timeout(Duration::from_millis(5));
+    }
+}
+
+/// The real `gocm` binary, its stderr collected.
+pub struct Running {
+    pub child: Child,
+    log: Arc<Mutex<String>>,
+}
+
+impl Running {
+    pub fn start(args: &[&str], env: &[(&str, &str)]) -> Running {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gocm"));
+        cmd.args(args)
+            .env_remove("GOCM_APIKEY")
+            .env_remove("GOOGLE_APPLICATION_CREDENTIALS")
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("gocm binary runs");
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut s = sink.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        Running { child, log }
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// The address from the "listening on http://ADDR" line.
+    pub fn addr(&self) -> String {
+        let mut addr = String::new();
+        wait_until("the listening line", Duration::from_secs(20), || {
+            let log = self.log();
+            if let Some(rest) = log.split("listening on http://").nth(1) {
+                addr = rest.split_whitespace().next().unwrap().to_string();
+                true
+            } else {
+                false
+            }
+        });
+        addr
+    }
+
+    /// Sends `signal` (`"TERM"`, `"KILL"`, …) to the process.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.id().to_string();
+        let sig = format!("-{signal}");
+        let ok = Command::new("kill")
+            .args([sig.as_str(), &pid])
+            .status()
+            .unwrap();
+        assert!(ok.success(), "kill {sig} {pid}");
+    }
+
+    /// Waits for the exit, failing the test after `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let mut status = None;
+        wait_until("the process to exit", timeout, || {
+            status = self.child.try_wait().unwrap();
+            status.is_some()
+        });
+        status.unwrap()
+    }
+
+    /// SIGTERM, then the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        self.signal("TERM");
+        self.wait_exit(Duration::from_secs(20))
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

@@ -1,0 +1,438 @@
+//! The durable queue: every accepted request lives in an embedded redb
+//! database until each of its tokens is delivered or finally failed.
+//!
+//! One writer thread owns all writes. It takes every operation waiting,
+//! applies them in one transaction and commits once (one fsync), then
+//! releases the callers that wait for durability: `/gcm/send` answers `ok`
+//! only after its request is committed, and many requests share one fsync.
+//! Worker updates (token done, retry due at T) do not wait: if the process
+//! dies before they commit, those tokens are simply sent again on restart,
+//! which only affects calls that were in flight at the crash.
+//!
+//! Layout: `messages` (request id → message JSON), `tokens` ((request id,
+//! token index) → (token, tries, due time in ms since the epoch)), and the
+//! two report lists (sequence number → entry) until a client drains them.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
+use redb::{Database, DatabaseError, ReadableDatabase, ReadableTable, TableDefinition};
+
+use crate::error::Error;
+use crate::stats::Canonical;
+use crate::upstream::Message;
+
+const MESSAGES: TableDefinition<u64, &[u8]> = TableDefinition::new("messages");
+const TOKENS: TableDefinition<(u64, u32), (&str, u32, u64)> = TableDefinition::new("tokens");
+const CANONICAL: TableDefinition<u64, (&str, &str)> = TableDefinition::new("canonical");
+const NOTREGISTERED: TableDefinition<u64, &str> = TableDefinition::new("notregistered");
+
+/// Most operations folded into one transaction.
+const MAX_BATCH: usize = 8192;
+
+/// The file inside `--data-dir`.
+pub const FILE_NAME: &str = "queue.redb";
+
+enum Op {
+    Accept {
+        request: u64,
+        message: Vec<u8>,
+        tokens: Vec<String>,
+        ack: Sender<Result<(), String>>,
+    },
+    TokensDone {
+        request: u64,
+        ids: Vec<u32>,
+    },
+    TokensRetry {
+        request: u64,
+        tokens: Vec<(u32, String)>,
+        tries: u32,
+        due_ms: u64,
+    },
+    RequestDone {
+        request: u64,
+    },
+    AddCanonical {
+        seq: u64,
+        entry: Canonical,
+    },
+    AddNotRegistered {
+        seq: u64,
+        token: String,
+    },
+    Drained {
+        canonical: Vec<u64>,
+        notregistered: Vec<u64>,
+        ack: Sender<Result<(), String>>,
+    },
+    /// Commit what came before, then stop; later operations are dropped.
+    Close,
+}
+
+/// What a previous run left unfinished.
+#[derive(Debug, Default)]
+pub struct Recovered {
+    /// Oldest first.
+    pub requests: Vec<RecoveredRequest>,
+    pub canonical: Vec<(u64, Canonical)>,
+    pub notregistered: Vec<(u64, String)>,
+    /// The first free request id and list sequence number.
+    pub next_id: u64,
+}
+
+#[derive(Debug)]
+pub struct RecoveredRequest {
+    pub id: u64,
+    pub message: Message,
+    /// Tokens still to send, grouped by retry state.
+    pub groups: Vec<TokenGroup>,
+}
+
+/// Tokens of one request that share a retry state.
+#[derive(Debug)]
+pub struct TokenGroup {
+    /// Upstream calls already made for them.
+    pub tries: u32,
+    /// Earliest next call.
+    pub due: SystemTime,
+    /// (index in the request, token)
+    pub tokens: Vec<(u32, String)>,
+}
+
+/// Recovered token rows: request → (tries, due ms) → tokens.
+type Rows = BTreeMap<u64, BTreeMap<(u32, u64), Vec<(u32, String)>>>;
+
+/// The handle every thread shares.
+#[derive(Clone)]
+pub struct Store {
+    tx: Sender<Op>,
+}
+
+pub struct Writer {
+    thread: JoinHandle<()>,
+}
+
+impl Writer {
+    /// Commits every operation sent so far, then stops the writer.
+    pub fn close(self, store: &Store) {
+        let _ = store.tx.send(Op::Close);
+        let _ = self.thread.join();
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the store under `dir` and reads what it holds.
+    /// Fails, without touching the file, when another process has it open
+    /// or it is not a readable redb database.
+    pub fn open(dir: &Path) -> Result<(Store, Writer, Recovered), Error> {
+        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+            what: format!("creating --data-dir {}", dir.display()),
+            source,
+        })?;
+        let path = dir.join(FILE_NAME);
+        let db = Database::builder()
+            .set_check_integrity_on_open(true)
+            .create(&path)
+            .map_err(|e| open_error(&path, e))?;
+        let recovered = recover(&db).map_err(|e| {
+            Error::Store(format!(
+                "{}: cannot read the queue ({e}); it is left as it is: move it away to start empty",
+                path.display()
+            ))
+        })?;
+        let (tx, rx) = unbounded();
+        let thread = std::thread::Builder::new()
+            .name("gocm-store".into())
+            .spawn(move || write_loop(db, rx))
+            .map_err(|source| Error::Io {
+                what: "starting the store writer".into(),
+                source,
+            })?;
+        Ok((Store { tx }, Writer { thread }, recovered))
+    }
+
+    /// Durably records an accepted request; returns once committed.
+    pub fn accept(&self, request: u64, message: &Message, tokens: &[String]) -> Result<(), String> {
+        let (ack, done) = bounded(1);
+        let message = serde_json::to_vec(message).map_err(|e| e.to_string())?;
+        self.tx
+            .send(Op::Accept {
+                request,
+                message,
+                tokens: tokens.to_vec(),
+                ack,
+            })
+            .map_err(|_| "the store is closed".to_string())?;
+        done.recv()
+            .unwrap_or_else(|_| Err("the store is closed".into()))
+    }
+
+    pub fn tokens_done(&self, request: u64, ids: Vec<u32>) {
+        if !ids.is_empty() {
+            let _ = self.tx.send(Op::TokensDone { request, ids });
+        }
+    }
+
+    pub fn tokens_retry(
+        &self,
+        request: u64,
+        tokens: Vec<(u32, String)>,
+        tries: u32,
+        due: SystemTime,
+    ) {
+        let _ = self.tx.send(Op::TokensRetry {
+            request,
+            tokens,
+            tries,
+            due_ms: to_ms(due),
+        });
+    }
+
+    pub fn request_done(&self, request: u64) {
+        let _ = self.tx.send(Op::RequestDone { request });
+    }
+
+    pub fn add_canonical(&self, seq: u64, entry: Canonical) {
+        let _ = self.tx.send(Op::AddCanonical { seq, entry });
+    }
+
+    pub fn add_not_registered(&self, seq: u64, token: String) {
+        let _ = self.tx.send(Op::AddNotRegistered { seq, token });
+    }
+
+    /// Removes drained list entries; returns once committed.
+    pub fn drained(&self, canonical: Vec<u64>, notregistered: Vec<u64>) -> Result<(), String> {
+        if canonical.is_empty() && notregistered.is_empty() {
+            return Ok(());
+        }
+        let (ack, done) = bounded(1);
+        self.tx
+            .send(Op::Drained {
+                canonical,
+                notregistered,
+                ack,
+            })
+            .map_err(|_| "the store is closed".to_string())?;
+        done.recv()
+            .unwrap_or_else(|_| Err("the store is closed".into()))
+    }
+}
+
+fn open_error(path: &Path, e: DatabaseError) -> Error {
+    match e {
+        DatabaseError::DatabaseAlreadyOpen => Error::Store(format!(
+            "{} is in use by another gocm process; give each instance its own --data-dir",
+            path.display()
+        )),
+        other => Error::Store(format!(
+            "{}: cannot open the queue ({other}); it is left as it is: restore a backup, \
+             or move it away to start empty",
+            path.display()
+        )),
+    }
+}
+
+fn to_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64
+}
+
+fn from_ms(ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+fn recover(db: &Database) -> Result<Recovered, String> {
+    let e = |e: &dyn std::fmt::Display| e.to_string();
+    // Create the tables on first start, so that reads below find them.
+    let w = db.begin_write().map_err(|x| e(&x))?;
+    w.open_table(MESSAGES).map_err(|x| e(&x))?;
+    w.open_table(TOKENS).map_err(|x| e(&x))?;
+    w.open_table(CANONICAL).map_err(|x| e(&x))?;
+    w.open_table(NOTREGISTERED).map_err(|x| e(&x))?;
+    w.commit().map_err(|x| e(&x))?;
+
+    let r = db.begin_read().map_err(|x| e(&x))?;
+    let mut out = Recovered::default();
+    let mut next = 1u64;
+    let mut groups: Rows = BTreeMap::new();
+    for row in r
+        .open_table(TOKENS)
+        .map_err(|x| e(&x))?
+        .iter()
+        .map_err(|x| e(&x))?
+    {
+        let (k, v) = row.map_err(|x| e(&x))?;
+        let (request, idx) = k.value();
+        let (token, tries, due) = v.value();
+        groups
+            .entry(request)
+            .or_default()
+            .entry((tries, due))
+            .or_default()
+            .push((idx, token.to_string()));
+    }
+    let messages = r.open_table(MESSAGES).map_err(|x| e(&x))?;
+    for row in messages.iter().map_err(|x| e(&x))? {
+        let (k, v) = row.map_err(|x| e(&x))?;
+        let id = k.value();
+        next = next.max(id + 1);
+        let message: Message = serde_json::from_slice(v.value())
+            .map_err(|x| format!("request {id}: unreadable message: {x}"))?;
+        let g = groups.remove(&id).unwrap_or_default();
+        out.requests.push(RecoveredRequest {
+            id,
+            message,
+            groups: g
+                .into_iter()
+                .map(|((tries, due), tokens)| TokenGroup {
+                    tries,
+                    due: from_ms(due),
+                    tokens,
+                })
+                .collect(),
+        });
+    }
+    for row in r
+        .open_table(CANONICAL)
+        .map_err(|x| e(&x))?
+        .iter()
+        .map_err(|x| e(&x))?
+    {
+        let (k, v) = row.map_err(|x| e(&x))?;
+        let (original, canonical) = v.value();
+        next = next.max(k.value() + 1);
+        out.canonical.push((
+            k.value(),
+            Canonical {
+                original: original.to_string(),
+                canonical: canonical.to_string(),
+            },
+        ));
+    }
+    for row in r
+        .open_table(NOTREGISTERED)
+        .map_err(|x| e(&x))?
+        .iter()
+        .map_err(|x| e(&x))?
+    {
+        let (k, v) = row.map_err(|x| e(&x))?;
+        next = next.max(k.value() + 1);
+        out.notregistered.push((k.value(), v.value().to_string()));
+    }
+    out.next_id = next;
+    Ok(out)
+}
+
+fn write_loop(db: Database, rx: Receiver<Op>) {
+    let mut closing = false;
+    while !closing {
+        let Ok(first) = rx.recv() else { return };
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        if let Some(at) = batch.iter().position(|op| matches!(op, Op::Close)) {
+            batch.truncate(at);
+            closing = true;
+        }
+        let mut acks = Vec::new();
+        let result = apply(&db, batch, &mut acks).map_err(|e| {
+            log::error!("queue store write failed: {e}");
+            e
+        });
+        for ack in acks {
+            let _ = ack.send(result.clone());
+        }
+    }
+}
+
+fn apply(
+    db: &Database,
+    batch: Vec<Op>,
+    acks: &mut Vec<Sender<Result<(), String>>>,
+) -> Result<(), String> {
+    let e = |e: &dyn std::fmt::Display| e.to_string();
+    let mut w = db.begin_write().map_err(|x| e(&x))?;
+    // Recovery after a crash reads only the allocator state, not the whole file.
+    w.set_quick_repair(true);
+    {
+        let mut messages = w.open_table(MESSAGES).map_err(|x| e(&x))?;
+        let mut tokens = w.open_table(TOKENS).map_err(|x| e(&x))?;
+        let mut canonical = w.open_table(CANONICAL).map_err(|x| e(&x))?;
+        let mut notregistered = w.open_table(NOTREGISTERED).map_err(|x| e(&x))?;
+        for op in batch {
+            match op {
+                Op::Accept {
+                    request,
+                    message,
+                    tokens: list,
+                    ack,
+                } => {
+                    messages
+                        .insert(request, message.as_slice())
+                        .map_err(|x| e(&x))?;
+                    for (i, t) in list.iter().enumerate() {
+                        tokens
+                            .insert((request, i as u32), (t.as_str(), 0u32, 0u64))
+                            .map_err(|x| e(&x))?;
+                    }
+                    acks.push(ack);
+                }
+                Op::TokensDone { request, ids } => {
+                    for i in ids {
+                        tokens.remove((request, i)).map_err(|x| e(&x))?;
+                    }
+                }
+                Op::TokensRetry {
+                    request,
+                    tokens: list,
+                    tries,
+                    due_ms,
+                } => {
+                    for (i, t) in list {
+                        tokens
+                            .insert((request, i), (t.as_str(), tries, due_ms))
+                            .map_err(|x| e(&x))?;
+                    }
+                }
+                Op::RequestDone { request } => {
+                    messages.remove(request).map_err(|x| e(&x))?;
+                    tokens
+                        .retain_in((request, 0)..=(request, u32::MAX), |_, _| false)
+                        .map_err(|x| e(&x))?;
+                }
+                Op::AddCanonical { seq, entry } => {
+                    canonical
+                        .insert(seq, (entry.original.as_str(), entry.canonical.as_str()))
+                        .map_err(|x| e(&x))?;
+                }
+                Op::AddNotRegistered { seq, token } => {
+                    notregistered
+                        .insert(seq, token.as_str())
+                        .map_err(|x| e(&x))?;
+                }
+                Op::Drained {
+                    canonical: c,
+                    notregistered: n,
+                    ack,
+                } => {
+                    for seq in c {
+                        canonical.remove(seq).map_err(|x| e(&x))?;
+                    }
+                    for seq in n {
+                        notregistered.remove(seq).map_err(|x| e(&x))?;
+                    }
+                    acks.push(ack);
+                }
+                Op::Close => {}
+            }
+        }
+    }
+    w.commit().map_err(|x| e(&x))
+}
