@@ -52,8 +52,10 @@ pub struct Cli {
     #[argh(option, default = "512")]
     pub workers: usize,
 
-    /// HTTP handler threads that parse and validate requests (default: 4)
-    #[argh(option, default = "4")]
+    /// HTTP handler threads that parse, validate and store requests; with
+    /// the durable queue each waits for its group commit, so more threads
+    /// make bigger groups (default: 32)
+    #[argh(option, default = "32")]
     pub http_threads: usize,
 
     /// send requests that may wait for a worker before /gcm/send answers
