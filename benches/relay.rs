@@ -39,9 +39,27 @@ fn main() {
         ingest(Duration::from_secs(secs));
     }
     if only.is_empty() || only == "delivery" {
-        delivery(Duration::ZERO, workers, 20_000, false);
-        delivery(Duration::from_millis(100), workers, 20_000, false);
-        delivery(Duration::from_millis(100), workers, 20_000, true);
+        let ms100 = Duration::from_millis(100);
+        delivery(Proto::Legacy, Duration::ZERO, workers, 20_000, false);
+        delivery(Proto::Legacy, ms100, workers, 20_000, false);
+        delivery(Proto::Legacy, ms100, workers, 20_000, true);
+    }
+    if only == "probe" {
+        delivery(
+            Proto::Legacy,
+            Duration::from_millis(100),
+            workers,
+            20_000,
+            true,
+        );
+    }
+    if only.is_empty() || only == "v1" {
+        let ms100 = Duration::from_millis(100);
+        delivery(Proto::V1, Duration::ZERO, workers, 20_000, true);
+        delivery(Proto::V1, ms100, workers, 20_000, true);
+        // FCM's default quota, 600,000 messages a minute, is 10,000/s: at
+        // 100 ms that takes the README's 1.25 x rate x latency = 1250 workers.
+        delivery(Proto::V1, ms100, 1250, 40_000, true);
     }
     if only.is_empty() || only == "memory" {
         full_queue_memory(100_000);
@@ -335,24 +353,28 @@ impl BareResponder {
 /// messages/s from the first post until the last delivery, and TCP
 /// connections the mock saw. Ceiling at 0 ms: the mock's own rate, loaded
 /// directly by `workers` keep-alive clients; at >0 ms: `workers / latency`.
-fn delivery(latency: Duration, workers: usize, messages: usize, durable: bool) {
+#[derive(Clone, Copy, PartialEq)]
+enum Proto {
+    Legacy,
+    V1,
+}
+
+fn delivery(proto: Proto, latency: Duration, workers: usize, messages: usize, durable: bool) {
     println!(
-        "\n## delivery: {messages} 1-token messages, mock latency {} ms, --workers {workers}, queue {}",
+        "\n## delivery, {}: {messages} 1-token messages, mock latency {} ms, --workers {workers}, queue {}",
+        if proto == Proto::V1 { "FCM HTTP v1" } else { "legacy" },
         latency.as_millis(),
         if durable { "durable" } else { "in memory" }
     );
+    let rss_before = rss_mib();
     let mock = MockFcm::start(MockOptions {
         latency,
-        ..MockOptions::default()
+        ..MockOptions::test_service_account()
     });
-    if std::env::var("GOCM_BENCH_MOCKPROBE").is_ok() {
-        let r = mock_rate(&mock, workers, Duration::from_secs(3));
-        println!("probe: mock direct with {workers} clients: {r:.0} msg/s");
-    }
     let ceiling = if latency.is_zero() {
         let r = mock_rate(&mock, workers.min(64), Duration::from_secs(2));
         println!(
-            "{:<28} {r:>9.0} msg/s  (direct keep-alive clients, no relay)",
+            "{:<28} {r:>9.0} msg/s  (64 direct keep-alive clients, legacy requests, no relay)",
             "mock's own rate"
         );
         r
@@ -364,18 +386,22 @@ fn delivery(latency: Duration, workers: usize, messages: usize, durable: bool) {
     mock.reset_counts();
     let w = workers.to_string();
     let dir = TempDir::new("delivery");
-    let relay = start_relay(
-        &mock,
-        &[
-            "--workers",
-            &w,
-            "--queue-size",
-            "1000000",
-            "--max-pending",
-            "1000000",
-        ],
-        durable.then_some(dir.0.as_path()),
-    );
+    let key = dir.0.with_extension("key.json");
+    let mut extra = vec![
+        "--workers",
+        &w,
+        "--queue-size",
+        "1000000",
+        "--max-pending",
+        "1000000",
+    ];
+    let key_arg = key.display().to_string();
+    let endpoint = mock.base_url();
+    if proto == Proto::V1 {
+        std::fs::write(&key, mock_fcm::test_service_account_json(&mock.token_uri())).unwrap();
+        extra.extend(["--credentials", &key_arg, "--fcm-endpoint", &endpoint]);
+    }
+    let relay = start_relay(&mock, &extra, durable.then_some(dir.0.as_path()));
     let addr = relay.addr();
     let start = Instant::now();
     let per_client = messages / CLIENTS;
@@ -403,6 +429,8 @@ fn delivery(latency: Duration, workers: usize, messages: usize, durable: bool) {
     let elapsed = start.elapsed();
     let report = relay.stats().report();
     let rate = report.delivered as f64 / elapsed.as_secs_f64();
+    let rss_after = rss_mib();
+    let _ = std::fs::remove_file(&key);
     println!(
         "{:<28} {rate:>9.0} msg/s  ratio {:.2} of the ceiling; posting took {:.2} s; {} delivered, {} failed",
         "gocm delivery",
@@ -415,6 +443,12 @@ fn delivery(latency: Duration, workers: usize, messages: usize, durable: bool) {
         "{:<28} {:>9} upstream TCP connections opened (workers: {workers}; GoCM opened about one per message)",
         "connections",
         mock.connections()
+    );
+    println!(
+        "{:<28} RSS grew {} MiB during the run (relay, mock and clients together; peak so far {} MiB)",
+        "memory",
+        rss_after.saturating_sub(rss_before),
+        peak_rss_mib()
     );
     if !latency.is_zero() {
         println!(
@@ -463,21 +497,15 @@ impl Conn {
     }
 }
 
+/// A relay in front of `mock`: legacy unless `extra` names `--credentials`.
 fn start_relay(mock: &MockFcm, extra: &[&str], data_dir: Option<&std::path::Path>) -> Relay {
     let url = mock.legacy_url();
     let dir = data_dir.map_or("none".to_string(), |d| d.display().to_string());
-    let mut args = vec![
-        "--apikey",
-        "bench",
-        "--gcm-endpoint",
-        &url,
-        "--port",
-        "0",
-        "--log-level",
-        "error",
-        "--data-dir",
-        &dir,
-    ];
+    let mut args = vec![];
+    if !extra.contains(&"--credentials") {
+        args.extend(["--apikey", "bench", "--gcm-endpoint", &url]);
+    }
+    args.extend(["--port", "0", "--log-level", "error", "--data-dir", &dir]);
     args.extend_from_slice(extra);
     Relay::start(Config::from_args(&args, |_| None).unwrap()).unwrap()
 }

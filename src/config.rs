@@ -1,25 +1,36 @@
-//! Command-line flags → a validated [`Config`].
+//! Command-line flags → a validated [`Config`] (or, for `gocm send`, a
+//! [`SendPlan`]).
 //!
 //! Every default is written next to its flag, and `gocm --help` prints them.
 //! GoCM's Go-style spellings (`-apikey KEY`, `-port=5601`, `-host`) are
 //! rewritten to argh's `--flag value` form before parsing, see [`rewrite_go_flags`].
+//! Secrets (API key, auth token) may come from a file or the environment
+//! instead of argv, where `ps` would show them; see [`read_secret_file`].
 
+use std::fmt;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use argh::FromArgs;
 
 use crate::error::Error;
+use crate::oneshot::{SendArgs, SendPlan};
 
 /// gocm: a push-notification relay. POST device tokens and a JSON payload to
 /// /gcm/send, get `ok` at once; gocm delivers to FCM in the background,
 /// retries what is transient, and reports tokens to replace or purge.
 #[derive(FromArgs, Debug)]
 pub struct Cli {
-    /// legacy FCM server key (or set GOCM_APIKEY, which keeps it out of `ps`)
+    /// legacy FCM server key (default: the GOCM_APIKEY environment variable,
+    /// or --apikey-file; both keep it out of `ps`)
     #[argh(option)]
-    pub apikey: Option<String>,
+    pub apikey: Option<Secret>,
+
+    /// file holding the legacy FCM server key; a trailing newline is
+    /// ignored (default: none)
+    #[argh(option)]
+    pub apikey_file: Option<PathBuf>,
 
     /// service-account JSON key for FCM HTTP v1 (default: the
     /// GOOGLE_APPLICATION_CREDENTIALS environment variable)
@@ -38,14 +49,33 @@ pub struct Cli {
     #[argh(option, default = "String::from(DEFAULT_GCM_ENDPOINT)")]
     pub gcm_endpoint: String,
 
-    /// address to listen on (default: 127.0.0.1; the API has no
-    /// authentication, so listen beyond loopback only behind a firewall)
-    #[argh(option, default = "IpAddr::from([127, 0, 0, 1])")]
-    pub ipaddress: IpAddr,
+    /// address to listen on (default: 127.0.0.1; beyond loopback, set an
+    /// --auth-token and put TLS in front, see deploy/nginx.conf)
+    #[argh(option)]
+    pub ipaddress: Option<IpAddr>,
 
     /// port to listen on (default: 5601; 0 picks a free port)
-    #[argh(option, default = "5601")]
-    pub port: u16,
+    #[argh(option)]
+    pub port: Option<u16>,
+
+    /// listen on this UNIX socket instead of TCP (default: none, TCP). The
+    /// socket is created with mode 0660 whatever the umask (owner and group,
+    /// e.g. nginx's user in gocm's group, may connect); a stale socket left
+    /// by a crash is replaced, any other file there is refused; it is
+    /// removed on exit
+    #[argh(option)]
+    pub unix_socket: Option<PathBuf>,
+
+    /// require `Authorization: Bearer TOKEN` on every route but /healthz
+    /// (default: the GOCM_AUTH_TOKEN environment variable, or
+    /// --auth-token-file; none: the API is open)
+    #[argh(option)]
+    pub auth_token: Option<Secret>,
+
+    /// file holding the API bearer token; a trailing newline is ignored
+    /// (default: none)
+    #[argh(option)]
+    pub auth_token_file: Option<PathBuf>,
 
     /// upstream worker threads, i.e. concurrent upstream calls (default:
     /// 512, enough for ~5,000 calls/s at 100 ms upstream latency)
@@ -114,6 +144,21 @@ pub struct Cli {
     /// RUST_LOG, when set, wins)
     #[argh(option, default = "String::from(\"info\")")]
     pub log_level: String,
+
+    /// append the log to this file instead of writing it to stderr
+    /// (default: stderr)
+    #[argh(option)]
+    pub logto: Option<PathBuf>,
+
+    #[argh(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What gocm does instead of serving.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+pub enum Command {
+    Send(SendArgs),
 }
 
 pub const DEFAULT_GCM_ENDPOINT: &str = "https://fcm.googleapis.com/fcm/send";
@@ -122,12 +167,16 @@ pub const DEFAULT_FCM_ENDPOINT: &str = "https://fcm.googleapis.com";
 /// Flags that take a value, for [`rewrite_go_flags`].
 const OPTIONS: &[&str] = &[
     "apikey",
+    "apikey-file",
     "credentials",
     "project-id",
     "fcm-endpoint",
     "gcm-endpoint",
     "ipaddress",
     "port",
+    "unix-socket",
+    "auth-token",
+    "auth-token-file",
     "workers",
     "http-threads",
     "queue-size",
@@ -143,6 +192,10 @@ const OPTIONS: &[&str] = &[
     "backoff-max-ms",
     "client-timeout-ms",
     "log-level",
+    "logto",
+    // `gocm send`
+    "token",
+    "payload",
 ];
 
 /// GoCM's names for flags that gocm spells differently.
@@ -190,6 +243,20 @@ pub fn rewrite_go_flags<S: AsRef<str>>(args: &[S]) -> Vec<String> {
     out
 }
 
+/// Reads a secret from `path` (named by `flag` in errors): UTF-8 text, one
+/// trailing newline (or several, `\r\n` too) removed, as written by `echo`
+/// or an editor. Errors name the file, never its content.
+pub fn read_secret_file(flag: &str, path: &Path) -> Result<Secret, Error> {
+    let problem = |what: String| Error::Config(format!("{flag} {}: {what}", path.display()));
+    let bytes = std::fs::read(path).map_err(|e| problem(format!("cannot read it ({e})")))?;
+    let text = String::from_utf8(bytes).map_err(|_| problem("is not UTF-8 text".into()))?;
+    let secret = text.trim_end_matches(['\n', '\r']);
+    if secret.is_empty() {
+        return Err(problem("is empty".into()));
+    }
+    Ok(Secret::new(secret))
+}
+
 /// A secret string: printed as `<redacted>` by `Debug`, so a config dump or a
 /// panic message cannot leak it.
 #[derive(Clone, PartialEq, Eq)]
@@ -204,9 +271,36 @@ impl Secret {
     }
 }
 
+/// So that argh parses a secret flag straight into a `Secret`, and the raw
+/// flag structs' `Debug` redacts it too.
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Secret, Self::Err> {
+        Ok(Secret::new(s))
+    }
+}
+
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("<redacted>")
+    }
+}
+
+/// Where the API listens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Listen {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+impl fmt::Display for Listen {
+    /// `http://127.0.0.1:5601` or `unix:/run/gocm/gocm.sock`, as logged at
+    /// startup.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Listen::Tcp(addr) => write!(f, "http://{addr}"),
+            Listen::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
     }
 }
 
@@ -259,7 +353,9 @@ impl Backoff {
 /// Everything gocm needs to run, validated.
 #[derive(Clone, Debug)]
 pub struct Config {
-    pub listen: SocketAddr,
+    pub listen: Listen,
+    /// When set, every route but `/healthz` requires this bearer token.
+    pub auth_token: Option<Secret>,
     pub provider: Provider,
     pub workers: usize,
     pub http_threads: usize,
@@ -275,27 +371,65 @@ pub struct Config {
     pub backoff: Backoff,
     pub client_timeout: Duration,
     pub log_level: String,
+    /// Append the log here instead of stderr.
+    pub log_to: Option<PathBuf>,
+}
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Invocation {
+    /// Run the relay.
+    Serve(Config),
+    /// `gocm send`: one message, now, without the server.
+    Send(SendPlan),
+}
+
+/// Parses argv (without the program name) and the environment, through
+/// `env`, so tests need not touch the process environment.
+pub fn parse_args<S: AsRef<str>>(
+    args: &[S],
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Invocation, ArgsError> {
+    let args = rewrite_go_flags(args);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut cli = Cli::from_args(&["gocm"], &refs).map_err(|e| ArgsError::Exit {
+        output: e.output,
+        ok: e.status.is_ok(),
+    })?;
+    match cli.command.take() {
+        None => Config::from_cli(cli, env).map(Invocation::Serve),
+        Some(Command::Send(send)) => SendPlan::new(send, cli, env).map(Invocation::Send),
+    }
+    .map_err(ArgsError::Invalid)
 }
 
 impl Config {
-    /// Parses argv (without the program name) and the environment, through
-    /// `env`, so tests need not touch the process environment.
+    /// [`parse_args`] for the server: `gocm send` is refused.
     pub fn from_args<S: AsRef<str>>(
         args: &[S],
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Config, ArgsError> {
-        let args = rewrite_go_flags(args);
-        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        let cli = Cli::from_args(&["gocm"], &refs).map_err(|e| ArgsError::Exit {
-            output: e.output,
-            ok: e.status.is_ok(),
-        })?;
-        Config::from_cli(cli, env).map_err(ArgsError::Invalid)
+        match parse_args(args, env)? {
+            Invocation::Serve(config) => Ok(config),
+            Invocation::Send(_) => Err(ArgsError::Invalid(Error::Config(
+                "`send` is a one-shot command, not a server flag".into(),
+            ))),
+        }
     }
 
     pub fn from_cli(cli: Cli, env: impl Fn(&str) -> Option<String>) -> Result<Config, Error> {
         let nonempty = |s: Option<String>| s.filter(|s| !s.trim().is_empty());
-        let api_key = nonempty(cli.apikey).or_else(|| nonempty(env("GOCM_APIKEY")));
+        let flag_key = cli.apikey.filter(|k| !k.expose().trim().is_empty());
+        let api_key = match (flag_key, cli.apikey_file) {
+            (Some(_), Some(_)) => {
+                return Err(Error::Config(
+                    "both --apikey and --apikey-file are set; pass only one".into(),
+                ))
+            }
+            (Some(key), None) => Some(key),
+            (None, Some(path)) => Some(read_secret_file("--apikey-file", &path)?),
+            (None, None) => nonempty(env("GOCM_APIKEY")).map(Secret::new),
+        };
         let credentials = cli
             .credentials
             .or_else(|| nonempty(env("GOOGLE_APPLICATION_CREDENTIALS")).map(PathBuf::from));
@@ -309,7 +443,7 @@ impl Config {
                 ))
             }
             (Some(key), None) => Provider::Legacy {
-                api_key: Secret::new(key.trim()),
+                api_key: Secret::new(key.expose().trim()),
                 endpoint: check_url("--gcm-endpoint", cli.gcm_endpoint)?,
             },
             (None, Some(path)) => Provider::V1 {
@@ -351,6 +485,37 @@ impl Config {
                 "--backoff-max-ms must not be below --backoff-ms".into(),
             ));
         }
+        let listen = match cli.unix_socket {
+            Some(_) if cli.ipaddress.is_some() || cli.port.is_some() => {
+                return Err(Error::Config(
+                    "--unix-socket replaces --ipaddress and --port; pass one or the other".into(),
+                ))
+            }
+            Some(path) if path.as_os_str().is_empty() => {
+                return Err(Error::Config("--unix-socket is empty: give a path".into()))
+            }
+            Some(path) => Listen::Unix(path),
+            None => Listen::Tcp(SocketAddr::new(
+                cli.ipaddress.unwrap_or(IpAddr::from([127, 0, 0, 1])),
+                cli.port.unwrap_or(5601),
+            )),
+        };
+        let auth_token = match (cli.auth_token, cli.auth_token_file) {
+            (Some(_), Some(_)) => {
+                return Err(Error::Config(
+                    "both --auth-token and --auth-token-file are set; pass only one".into(),
+                ))
+            }
+            (Some(token), None) => Some(check_auth_token("--auth-token", token)?),
+            (None, Some(path)) => Some(check_auth_token(
+                &format!("--auth-token-file {}", path.display()),
+                read_secret_file("--auth-token-file", &path)?,
+            )?),
+            (None, None) => match nonempty(env("GOCM_AUTH_TOKEN")) {
+                Some(token) => Some(check_auth_token("GOCM_AUTH_TOKEN", Secret::new(token))?),
+                None => None,
+            },
+        };
         if cli.log_level.parse::<log::LevelFilter>().is_err() {
             return Err(Error::Config(format!(
                 "--log-level {:?}: use error, warn, info, debug or trace",
@@ -358,7 +523,8 @@ impl Config {
             )));
         }
         Ok(Config {
-            listen: SocketAddr::new(cli.ipaddress, cli.port),
+            listen,
+            auth_token,
             provider,
             workers,
             http_threads: positive("--http-threads", cli.http_threads)?,
@@ -385,8 +551,24 @@ impl Config {
             backoff,
             client_timeout: ms("--client-timeout-ms", cli.client_timeout_ms)?,
             log_level: cli.log_level,
+            log_to: cli.logto,
         })
     }
+}
+
+/// A bearer token must survive an HTTP header: visible ASCII, no spaces.
+/// The error names where the token came from, not the token.
+fn check_auth_token(source: &str, token: Secret) -> Result<Secret, Error> {
+    if token.expose().is_empty() {
+        return Err(Error::Config(format!("{source}: the token is empty")));
+    }
+    if !token.expose().bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Error::Config(format!(
+            "{source}: the token has a space, a control or a non-ASCII character; \
+             use visible ASCII only (e.g. the output of `openssl rand -hex 32`)"
+        )));
+    }
+    Ok(token)
 }
 
 fn check_url(flag: &str, url: String) -> Result<String, Error> {
@@ -437,8 +619,10 @@ mod tests {
     #[test]
     fn go_style_command_line_parses() {
         let c = Config::from_args(&["-apikey", "K", "-port", "5700"], no_env).unwrap();
-        assert_eq!(c.listen.port(), 5700);
-        assert!(c.listen.ip().is_loopback());
+        match c.listen {
+            Listen::Tcp(addr) => assert_eq!(addr, "127.0.0.1:5700".parse().unwrap()),
+            other => panic!("{other:?}"),
+        }
         match c.provider {
             Provider::Legacy { api_key, .. } => assert_eq!(api_key.expose(), "K"),
             other => panic!("{other:?}"),
@@ -458,6 +642,137 @@ mod tests {
             Err(ArgsError::Invalid(e)) => assert!(e.to_string().contains("--apikey")),
             other => panic!("{other:?}"),
         }
+    }
+
+    fn temp_file(name: &str, content: &[u8]) -> PathBuf {
+        let p = std::env::temp_dir().join(format!("gocm-config-{name}-{}", std::process::id()));
+        std::fs::write(&p, content).unwrap();
+        p
+    }
+
+    fn invalid(args: &[&str], env: impl Fn(&str) -> Option<String>) -> String {
+        match Config::from_args(args, env) {
+            Err(ArgsError::Invalid(e)) => e.to_string(),
+            other => panic!("{args:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn secret_files_lose_trailing_newlines_only() {
+        let p = temp_file("secret", b" key with inner space\r\n\n");
+        let s = read_secret_file("--apikey-file", &p).unwrap();
+        assert_eq!(s.expose(), " key with inner space");
+        std::fs::write(&p, b"\n").unwrap();
+        let e = read_secret_file("--apikey-file", &p)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("is empty") && e.contains(p.to_str().unwrap()),
+            "{e}"
+        );
+        std::fs::write(&p, b"\xff\xfe").unwrap();
+        let e = read_secret_file("--apikey-file", &p)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not UTF-8"), "{e}");
+        std::fs::remove_file(&p).unwrap();
+        let e = read_secret_file("--apikey-file", &p)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cannot read"), "{e}");
+    }
+
+    #[test]
+    fn raw_flags_redact_secrets_in_debug() {
+        let cli = Cli::from_args(&["gocm"], &["--apikey", "k3y", "--auth-token", "t0k"]).unwrap();
+        let dump = format!("{cli:?}");
+        assert!(!dump.contains("k3y") && !dump.contains("t0k"), "{dump}");
+    }
+
+    #[test]
+    fn api_key_from_a_file() {
+        let p = temp_file("apikey", b"filekey\n");
+        let c = Config::from_args(&["--apikey-file", p.to_str().unwrap()], no_env).unwrap();
+        match c.provider {
+            Provider::Legacy { api_key, .. } => assert_eq!(api_key.expose(), "filekey"),
+            other => panic!("{other:?}"),
+        }
+        let both = invalid(
+            &["--apikey", "k", "--apikey-file", p.to_str().unwrap()],
+            no_env,
+        );
+        assert!(both.contains("--apikey-file"), "{both}");
+        std::fs::remove_file(&p).unwrap();
+    }
+
+    #[test]
+    fn auth_token_sources_and_checks() {
+        let env = |k: &str| (k == "GOCM_AUTH_TOKEN").then(|| "from-env".to_string());
+        let c = Config::from_args(&["--apikey", "k"], env).unwrap();
+        assert_eq!(c.auth_token.as_ref().map(Secret::expose), Some("from-env"));
+        assert!(!format!("{c:?}").contains("from-env"));
+        // A flag wins over the environment.
+        let c = Config::from_args(&["--apikey", "k", "--auth-token", "flag"], env).unwrap();
+        assert_eq!(c.auth_token.as_ref().map(Secret::expose), Some("flag"));
+        let c = Config::from_args(&["--apikey", "k"], no_env).unwrap();
+        assert!(c.auth_token.is_none());
+
+        let p = temp_file("token", b"file-token\n");
+        let path = p.to_str().unwrap();
+        let c = Config::from_args(&["--apikey", "k", "--auth-token-file", path], no_env).unwrap();
+        assert_eq!(
+            c.auth_token.as_ref().map(Secret::expose),
+            Some("file-token")
+        );
+        let both = invalid(
+            &[
+                "--apikey",
+                "k",
+                "--auth-token",
+                "x",
+                "--auth-token-file",
+                path,
+            ],
+            no_env,
+        );
+        assert!(both.contains("only one"), "{both}");
+        std::fs::write(&p, "two words\n").unwrap();
+        let e = invalid(&["--apikey", "k", "--auth-token-file", path], no_env);
+        assert!(
+            e.contains("visible ASCII") && !e.contains("two words"),
+            "{e}"
+        );
+        std::fs::remove_file(&p).unwrap();
+        let e = invalid(&["--apikey", "k", "--auth-token", "s3cr\u{e9}t"], no_env);
+        assert!(e.contains("--auth-token") && !e.contains("s3cr"), "{e}");
+    }
+
+    #[test]
+    fn unix_socket_replaces_tcp() {
+        let c = Config::from_args(&["--apikey", "k", "-unix-socket=/run/g.sock"], no_env).unwrap();
+        assert_eq!(c.listen, Listen::Unix("/run/g.sock".into()));
+        assert_eq!(c.listen.to_string(), "unix:/run/g.sock");
+        let e = invalid(
+            &["--apikey", "k", "--unix-socket", "/x", "-host", "::1"],
+            no_env,
+        );
+        assert!(e.contains("--unix-socket replaces"), "{e}");
+    }
+
+    #[test]
+    fn send_is_a_subcommand_not_a_server() {
+        let args = [
+            "-apikey", "k", "send", "-token", "a", "--token", "a", "--token", "b",
+        ];
+        match parse_args(&args, no_env) {
+            Ok(Invocation::Send(plan)) => {
+                assert_eq!(plan.tokens, ["a", "b"]);
+                assert!(plan.config.data_dir.is_none());
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = invalid(&args, no_env);
+        assert!(e.contains("one-shot"), "{e}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The one error type of starting gocm. Each message says what to do.
 
 use std::fmt;
+use std::path::PathBuf;
 
 #[derive(Debug)]
 pub enum Error {
@@ -14,6 +15,8 @@ pub enum Error {
         addr: String,
         source: std::io::Error,
     },
+    /// The `--unix-socket` path cannot be listened on.
+    UnixSocket { path: PathBuf, problem: String },
     /// The durable queue cannot be opened or read.
     Store(String),
     /// Any other I/O failure at startup (thread spawn, file access).
@@ -32,6 +35,13 @@ impl fmt::Display for Error {
                 f,
                 "cannot listen on {addr}: {source} (is another gocm running? choose another --port)"
             ),
+            Error::UnixSocket { path, problem } => {
+                write!(
+                    f,
+                    "cannot listen on --unix-socket {}: {problem}",
+                    path.display()
+                )
+            }
             Error::Store(msg) => write!(f, "queue store: {msg}"),
             Error::Io { what, source } => write!(f, "{what}: {source}"),
         }

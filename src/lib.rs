@@ -4,14 +4,19 @@
 //! and validate a send) → [`queue`] (bounded intake, retry scheduler,
 //! durable store) → [`worker`] (a fixed pool of OS threads) → [`upstream`]
 //! (legacy or v1; one outcome per token) → [`stats`] (counters and the
-//! drained report lists).
+//! drained report lists) and [`metrics`] (`GET /metrics`).
 //!
 //! [`Relay::start`] runs the whole service in-process; `main.rs` is a thin
-//! shell around it, and the tests start it on an ephemeral port.
+//! shell around it (plus [`oneshot`], `gocm send`), and the tests start it
+//! on an ephemeral port or a UNIX socket.
 
 pub mod api;
+pub mod auth;
 pub mod config;
 pub mod error;
+pub mod logging;
+pub mod metrics;
+pub mod oneshot;
 pub mod queue;
 pub mod stats;
 pub mod upstream;
@@ -27,8 +32,10 @@ use crossbeam_channel::Sender;
 
 use crate::api::server::HttpServer;
 use crate::api::Api;
-use crate::config::Config;
+use crate::auth::Auth;
+use crate::config::{Config, Listen};
 use crate::error::Error;
+use crate::metrics::Metrics;
 use crate::queue::store::{Recovered, Store, Writer};
 use crate::queue::{Delivery, Inbox, Job, Queue};
 use crate::stats::Stats;
@@ -50,7 +57,8 @@ pub struct Relay {
 
 impl Relay {
     pub fn start(config: Config) -> Result<Relay, Error> {
-        let upstream = upstream::build(&config)?;
+        let metrics = Arc::new(Metrics::default());
+        let upstream = upstream::build_with_metrics(&config, &metrics)?;
         let io = |what: &str| {
             let what = what.to_string();
             move |source| Error::Io { what, source }
@@ -75,6 +83,7 @@ impl Relay {
             config.retries,
             config.backoff,
             store_handle.clone(),
+            metrics.clone(),
         );
         let workers = pool
             .spawn(config.workers, &channels.inbox)
@@ -89,16 +98,21 @@ impl Relay {
             store: store_handle,
             next_id: AtomicU64::new(next_id),
             draining: AtomicBool::new(false),
+            metrics,
+            auth: Auth::new(config.auth_token.as_ref()),
+            upstream: upstream.clone(),
+            workers: config.workers,
         });
         let http = HttpServer::start(
-            config.listen,
+            &config.listen,
             config.client_timeout,
             config.http_threads,
             api.clone(),
         )?;
+        warn_if_exposed(&config.listen, api.auth.enabled());
         log::info!(
-            "gocm listening on http://{} ({} upstream, {} workers, {})",
-            http.addr(),
+            "gocm listening on {} ({} upstream, {} workers, {}, {})",
+            http.listen(),
             upstream.name(),
             config.workers,
             match &config.data_dir {
@@ -108,6 +122,11 @@ impl Relay {
                     recovered.requests.len()
                 ),
                 None => "queue in memory only".to_string(),
+            },
+            if api.auth.enabled() {
+                "bearer token required"
+            } else {
+                "no API authentication"
             }
         );
         Ok(Relay {
@@ -123,9 +142,22 @@ impl Relay {
         })
     }
 
-    /// Where the API listens (the real port when started with port 0).
+    /// Where the API listens: a TCP address (the real port when started
+    /// with port 0) or a UNIX socket path.
+    pub fn listen_addr(&self) -> &Listen {
+        self.http.as_ref().expect("running").listen()
+    }
+
+    /// The TCP address the API listens on (the real port when started with
+    /// port 0). Panics on a UNIX socket: use [`Relay::listen_addr`] there.
     pub fn addr(&self) -> SocketAddr {
-        self.http.as_ref().expect("running").addr()
+        match self.listen_addr() {
+            Listen::Tcp(addr) => *addr,
+            Listen::Unix(path) => panic!(
+                "Relay::addr: listening on the UNIX socket {}, not TCP (use listen_addr)",
+                path.display()
+            ),
+        }
     }
 
     pub fn stats(&self) -> &Stats {
@@ -175,6 +207,22 @@ impl Drop for Relay {
     }
 }
 
+/// An open API on a non-loopback address lets anyone who can reach it send
+/// pushes to your users and drain your reports: say so, loudly, at every
+/// start. A UNIX socket is guarded by its file permissions instead.
+fn warn_if_exposed(listen: &Listen, authenticated: bool) {
+    if let Listen::Tcp(addr) = listen {
+        if !addr.ip().is_loopback() && !authenticated {
+            log::warn!(
+                "SECURITY: listening on {addr}, beyond loopback, WITHOUT API authentication: \
+                 anyone who can reach this port can send pushes and drain the reports. \
+                 Set --auth-token-file (or GOCM_AUTH_TOKEN), listen on 127.0.0.1 or a \
+                 --unix-socket behind a proxy, or firewall the port"
+            );
+        }
+    }
+}
+
 /// Puts a previous run's unfinished requests back, oldest first, before any
 /// new request is served: due tokens on the ready channel, the others with
 /// the scheduler until their retry time.
@@ -185,7 +233,7 @@ fn requeue(recovered: &Recovered, queue: &Queue, stats: &Stats, store: Option<&S
         if r.groups.is_empty() {
             // Every token was finished; only the request's end was not
             // recorded.
-            stats.finished();
+            stats.finished(r.id);
             if let Some(store) = store {
                 store.request_done(r.id);
             }

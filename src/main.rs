@@ -1,37 +1,55 @@
-//! The `gocm` binary: flags → config → [`gocm::Relay`], until SIGTERM/SIGINT.
+//! The `gocm` binary: flags → config → [`gocm::Relay`], until SIGTERM/SIGINT;
+//! or `gocm send`, one message and its outcome ([`gocm::oneshot`]).
 
 use std::process::ExitCode;
 
-use gocm::config::{ArgsError, Config};
+use gocm::config::{parse_args, ArgsError, Config, Invocation};
+use gocm::oneshot::{self, SendPlan};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let config = match Config::from_args(&args, |k| std::env::var(k).ok()) {
-        Ok(c) => c,
+    match parse_args(&args, |k| std::env::var(k).ok()) {
+        Ok(Invocation::Serve(config)) => serve(config),
+        Ok(Invocation::Send(plan)) => send(&plan),
         Err(ArgsError::Exit { output, ok: true }) => {
             println!("{output}");
-            return ExitCode::SUCCESS;
+            ExitCode::SUCCESS
         }
         Err(ArgsError::Exit { output, ok: false }) => {
             eprintln!("{output}\nRun gocm --help for usage.");
-            return ExitCode::from(2);
+            ExitCode::from(2)
         }
         Err(ArgsError::Invalid(e)) => {
             eprintln!("gocm: {e}");
-            return ExitCode::from(2);
+            ExitCode::from(2)
         }
-    };
-    env_logger::Builder::new()
-        .parse_filters(&config.log_level)
-        .parse_env("RUST_LOG")
-        // ureq-proto dumps raw request bytes, Authorization header included,
-        // at trace level: never let a secret reach the log that way.
-        .filter_module("ureq_proto", log::LevelFilter::Info)
-        .format_timestamp_millis()
-        .init();
+    }
+}
 
+/// `gocm send`: warnings only on stderr (the outcome lines are on stdout),
+/// unless RUST_LOG asks for more.
+fn send(plan: &SendPlan) -> ExitCode {
+    if let Err(e) = gocm::logging::init("warn", None) {
+        eprintln!("gocm: {e}");
+        return ExitCode::from(2);
+    }
+    match oneshot::run(plan, &mut std::io::stdout().lock()) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("gocm send: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn serve(config: Config) -> ExitCode {
+    if let Err(e) = gocm::logging::init(&config.log_level, config.log_to.as_deref()) {
+        eprintln!("gocm: {e}");
+        return ExitCode::from(2);
+    }
     let mut signals = match Signals::new([SIGTERM, SIGINT]) {
         Ok(s) => s,
         Err(e) => {

@@ -4,6 +4,9 @@
 //! draining a list must be a single step (GoCM read a list and cleared it in
 //! two steps, losing whatever arrived in between).
 
+use std::collections::BTreeMap;
+use std::time::Instant;
+
 use parking_lot::Mutex;
 use serde::Serialize;
 
@@ -25,6 +28,23 @@ struct Inner {
     canonical: Vec<(u64, Canonical)>,
     notregistered: Vec<(u64, String)>,
     next_seq: u64,
+    /// Final failures other than not-registered, indexed by `Reason as
+    /// usize`: the `reason` label of `gocm_tokens_failed_total`.
+    failed_by_reason: [u64; Reason::ALL.len()],
+    /// Unfinished requests by id, with when they were accepted, for the age
+    /// of the oldest one. Ids grow with acceptance time, so the first entry
+    /// is the oldest (to within one store commit).
+    open: BTreeMap<u64, Instant>,
+}
+
+/// Everything `/metrics` reads from the stats, taken under one lock.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    pub report: Report,
+    /// Final failures other than not-registered, by reason.
+    pub failed: [(Reason, u64); Reason::ALL.len()],
+    /// When the oldest unfinished request was accepted.
+    pub oldest_pending: Option<Instant>,
 }
 
 /// `GET /gcm/report`: GoCM's five keys first and in GoCM's order; the rest
@@ -57,8 +77,10 @@ pub struct Canonical {
 
 impl Stats {
     /// Stats backed by `store`, starting with what a previous run left:
-    /// its undrained lists and its unfinished requests as `pending`.
+    /// its undrained lists and its unfinished requests as `pending` (their
+    /// age counted from now: the store does not keep acceptance times).
     pub fn with_store(store: Store, recovered: &mut Recovered) -> Stats {
+        let now = Instant::now();
         let inner = Inner {
             report: Report {
                 pending: recovered.requests.len() as u64,
@@ -67,6 +89,8 @@ impl Stats {
             canonical: std::mem::take(&mut recovered.canonical),
             notregistered: std::mem::take(&mut recovered.notregistered),
             next_seq: recovered.next_id,
+            failed_by_reason: Default::default(),
+            open: recovered.requests.iter().map(|r| (r.id, now)).collect(),
         };
         Stats {
             inner: Mutex::new(inner),
@@ -78,21 +102,34 @@ impl Stats {
         self.inner.lock().report.clone()
     }
 
+    /// The counters, failures by reason and the oldest pending request.
+    pub fn snapshot(&self) -> Snapshot {
+        let g = self.inner.lock();
+        Snapshot {
+            report: g.report.clone(),
+            failed: Reason::ALL.map(|r| (r, g.failed_by_reason[r as usize])),
+            oldest_pending: g.open.first_key_value().map(|(_, t)| *t),
+        }
+    }
+
     pub fn pending(&self) -> u64 {
         self.inner.lock().report.pending
     }
 
-    /// A send request of `tokens` tokens was accepted.
-    pub fn accepted(&self, tokens: usize) {
+    /// Send request `id` of `tokens` tokens was accepted.
+    pub fn accepted(&self, id: u64, tokens: usize) {
         let mut g = self.inner.lock();
         g.report.attempts += tokens as u64;
         g.report.pending += 1;
+        g.open.insert(id, Instant::now());
     }
 
-    /// A send request is finished: every token delivered or finally failed.
-    pub fn finished(&self) {
+    /// Send request `id` is finished: every token delivered or finally
+    /// failed.
+    pub fn finished(&self, id: u64) {
         let mut g = self.inner.lock();
         g.report.pending = g.report.pending.saturating_sub(1);
+        g.open.remove(&id);
     }
 
     pub fn delivered(&self, n: usize) {
@@ -127,8 +164,10 @@ impl Stats {
         g.notregistered.push((seq, token.to_string()));
     }
 
-    pub fn failed(&self, n: usize, _reason: Reason) {
-        self.inner.lock().report.failures += n as u64;
+    pub fn failed(&self, n: usize, reason: Reason) {
+        let mut g = self.inner.lock();
+        g.report.failures += n as u64;
+        g.failed_by_reason[reason as usize] += n as u64;
     }
 
     pub fn retried(&self, n: usize) {
@@ -176,7 +215,7 @@ mod tests {
     #[test]
     fn report_keys_keep_gocm_order() {
         let s = Stats::default();
-        s.accepted(3);
+        s.accepted(1, 3);
         s.not_registered("a");
         let json = serde_json::to_string(&s.report()).unwrap();
         assert!(
@@ -185,6 +224,26 @@ mod tests {
             ),
             "{json}"
         );
+    }
+
+    #[test]
+    fn snapshot_has_failures_by_reason_and_the_oldest_pending() {
+        let s = Stats::default();
+        assert!(s.snapshot().oldest_pending.is_none());
+        s.accepted(7, 2);
+        let first = s.snapshot().oldest_pending.unwrap();
+        s.accepted(8, 1);
+        assert_eq!(s.snapshot().oldest_pending, Some(first));
+        s.failed(2, Reason::Timeout);
+        s.not_registered("x");
+        s.finished(7);
+        let snap = s.snapshot();
+        assert!(snap.oldest_pending.unwrap() >= first);
+        assert!(snap.failed.contains(&(Reason::Timeout, 2)));
+        assert_eq!(snap.failed.iter().map(|(_, n)| n).sum::<u64>(), 2);
+        assert_eq!(snap.report.failures, 3);
+        s.finished(8);
+        assert!(s.snapshot().oldest_pending.is_none());
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use parking_lot::Mutex;
 
 use crate::config::Backoff;
+use crate::metrics::Metrics;
 use crate::queue::store::Store;
 use crate::queue::{Delivery, Inbox, Queue};
 use crate::stats::Stats;
@@ -24,6 +25,8 @@ pub struct Pool {
     pub backoff: Backoff,
     /// Where token progress is recorded; `None` in memory mode.
     pub store: Option<Store>,
+    /// Counts busy workers (`gocm_workers_busy`).
+    pub metrics: Arc<Metrics>,
     /// Set by a quota answer: no worker calls the upstream before then (the
     /// quota is per project, so hammering it helps nobody).
     hold_until: Mutex<Option<Instant>>,
@@ -37,6 +40,7 @@ impl Pool {
         retries: u32,
         backoff: Backoff,
         store: Option<Store>,
+        metrics: Arc<Metrics>,
     ) -> Arc<Pool> {
         Arc::new(Pool {
             upstream,
@@ -45,6 +49,7 @@ impl Pool {
             retries,
             backoff,
             store,
+            metrics,
             hold_until: Mutex::new(None),
         })
     }
@@ -65,6 +70,7 @@ impl Pool {
                     .stack_size(256 * 1024)
                     .spawn(move || {
                         while let Some(d) = inbox.next() {
+                            let _busy = pool.metrics.worker_busy();
                             pool.process(d);
                         }
                     })
@@ -118,11 +124,11 @@ impl Pool {
                 }
                 Outcome::NotRegistered => {
                     self.stats.not_registered(token);
-                    failures.add(token, Reason::Invalid, "not registered");
+                    failures.add(token, NOT_REGISTERED, "not registered");
                 }
                 Outcome::Failed { reason, detail } => {
                     self.stats.failed(1, reason);
-                    failures.add(token, reason, &detail);
+                    failures.add(token, reason.as_str(), &detail);
                 }
                 Outcome::Retry {
                     after,
@@ -214,7 +220,7 @@ impl Pool {
     /// A chunk has no token left to send; the last chunk ends its request.
     fn chunk_done(&self, d: &Delivery) {
         if d.job.chunk_done() {
-            self.stats.finished();
+            self.stats.finished(d.job.id);
             if let Some(store) = &self.store {
                 store.request_done(d.job.id);
             }
@@ -222,15 +228,20 @@ impl Pool {
     }
 }
 
+/// The reason logged for a not-registered token: the `reason` label it
+/// has in `gocm_tokens_failed_total`, so a log line and the metric agree.
+const NOT_REGISTERED: &str = "not_registered";
+
 /// Groups final failures of one call by cause, so that a whole-request
 /// failure of 1000 tokens is one log line, not a thousand.
 #[derive(Default)]
 struct FailureLog {
-    by_cause: HashMap<(Reason, String), (usize, String)>,
+    /// (reason label, detail) → (tokens, the first token shortened)
+    by_cause: HashMap<(&'static str, String), (usize, String)>,
 }
 
 impl FailureLog {
-    fn add(&mut self, token: &str, reason: Reason, detail: &str) {
+    fn add(&mut self, token: &str, reason: &'static str, detail: &str) {
         self.by_cause
             .entry((reason, detail.to_string()))
             .or_insert_with(|| (0, short_token(token)))
@@ -240,14 +251,10 @@ impl FailureLog {
     fn log(self, upstream: &str) {
         for ((reason, detail), (count, first)) in self.by_cause {
             if count == 1 {
-                log::warn!(
-                    "{upstream}: token {first} failed ({}): {detail}",
-                    reason.as_str()
-                );
+                log::warn!("{upstream}: token {first} failed ({reason}): {detail}");
             } else {
                 log::warn!(
-                    "{upstream}: {count} tokens (first {first}) failed ({}): {detail}",
-                    reason.as_str()
+                    "{upstream}: {count} tokens (first {first}) failed ({reason}): {detail}"
                 );
             }
         }

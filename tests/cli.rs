@@ -1,12 +1,12 @@
-//! The real `gocm` binary: flags as GoCM users type them, the API key kept
-//! out of argv and logs, clear startup errors, SIGTERM.
+//! The real `gocm` binary: flags as GoCM users type them, secrets kept out
+//! of argv, logs and answers, clear startup errors, SIGTERM, `--logto`.
 
 mod common;
 
 use std::process::Command;
 use std::time::Duration;
 
-use common::{client, post_to, wait_until, Running};
+use common::{call, client, post_to, unix_http, wait_until, Running, TempFile};
 use mock_fcm::{MockFcm, MockOptions, ScriptBody, Scripted};
 
 const KEY: &str = "AIzaSy-very-secret-server-key";
@@ -42,8 +42,34 @@ fn help_documents_every_flag() {
         "--max-pending",
         "--data-dir",
         "--shutdown-timeout-ms",
+        "--apikey-file",
+        "--unix-socket",
+        "--auth-token",
+        "--auth-token-file",
+        "--logto",
+        "0660",
+        "send",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_gocm"))
+        .args(["send", "--help"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for flag in [
+        "--token",
+        "--payload",
+        "--dry-run",
+        "--apikey",
+        "--apikey-file",
+        "--credentials",
+        "--gcm-endpoint",
+        "--fcm-endpoint",
+        "--upstream-timeout-ms",
+    ] {
+        assert!(help.contains(flag), "send --help lacks {flag}");
     }
 }
 
@@ -149,4 +175,215 @@ fn api_key_from_environment_never_reaches_the_log() {
     assert!(!log.is_empty());
     assert!(!log.contains(KEY), "the API key is in the log:\n{log}");
     assert_eq!(log.matches("API key rejected").count(), 1, "{log}");
+}
+
+const AUTH_TOKEN: &str = "gocm-api-bearer-0123456789abcdef";
+
+#[test]
+fn secrets_never_reach_the_log_or_an_answer() {
+    let mock = MockFcm::start(MockOptions {
+        api_key: Some(KEY.into()),
+        ..MockOptions::default()
+    });
+    let url = mock.legacy_url();
+    let key_file = TempFile::new("apikey", &format!("{KEY}\n"));
+    let gocm = Running::start(
+        &[
+            "--port",
+            "0",
+            "--gcm-endpoint",
+            &url,
+            "--apikey-file",
+            key_file.path(),
+            "--workers",
+            "2",
+            "--backoff-ms",
+            "10",
+            "--data-dir",
+            "none",
+        ],
+        &[("GOCM_AUTH_TOKEN", AUTH_TOKEN), ("RUST_LOG", "trace")],
+    );
+    let base = format!("http://{}", gocm.addr());
+    let agent = client();
+    let good = format!("Bearer {AUTH_TOKEN}");
+    let long_dead = "invalid-0123456789-device-token-that-must-be-shortened";
+    let form = format!("tokens=sec-1&tokens=notreg-sec2&tokens={long_dead}&payload={{}}");
+    let form_body = ("application/x-www-form-urlencoded", form.as_bytes());
+    let mut answers = vec![call(
+        &agent,
+        &format!("{base}/gcm/send"),
+        Some(&good),
+        Some(form_body),
+    )];
+    assert_eq!(answers[0].status, 200, "{}", answers[0].body);
+    wait_until("the send handled", Duration::from_secs(10), || {
+        mock.delivered("sec-1") == 1 && mock.received(long_dead) == 1
+    });
+    for (path, auth, body) in [
+        ("/gcm/send", None, Some(form_body)),
+        ("/gcm/send", Some("Bearer not-the-token"), Some(form_body)),
+        (
+            "/gcm/send",
+            Some(good.as_str()),
+            Some(("application/json", b"{".as_slice())),
+        ),
+        ("/gcm/report", Some(good.as_str()), None),
+        ("/gcm/report/canonical", Some(good.as_str()), None),
+        ("/gcm/report/notregistered", Some(good.as_str()), None),
+        ("/metrics", Some(good.as_str()), None),
+        ("/readyz", Some(good.as_str()), None),
+        ("/readyz", None, None),
+        ("/healthz", None, None),
+        ("/nope", Some(good.as_str()), None),
+    ] {
+        answers.push(call(&agent, &format!("{base}{path}"), auth, body));
+    }
+    let statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
+    assert_eq!(
+        statuses,
+        [200, 401, 401, 400, 200, 200, 200, 200, 200, 401, 200, 404]
+    );
+    for a in &answers {
+        assert!(
+            !a.body.contains(KEY),
+            "the API key in an answer: {}",
+            a.body
+        );
+        assert!(
+            !a.body.contains(AUTH_TOKEN),
+            "the auth token in an answer: {}",
+            a.body
+        );
+        for (name, value) in &a.headers {
+            assert!(
+                !value.contains(KEY) && !value.contains(AUTH_TOKEN),
+                "{name}: {value}"
+            );
+        }
+    }
+    let log = gocm.log();
+    assert!(
+        log.contains("TRACE") || log.contains("DEBUG"),
+        "not a trace log:\n{log}"
+    );
+    assert!(!log.contains(KEY), "the API key is in the log:\n{log}");
+    assert!(
+        !log.contains(AUTH_TOKEN),
+        "the auth token is in the log:\n{log}"
+    );
+    // One line per failed token, the token shortened.
+    assert!(
+        !log.contains(long_dead),
+        "a whole device token in the log:\n{log}"
+    );
+    assert_eq!(log.matches("token invalid-0123…").count(), 1, "{log}");
+    assert_eq!(
+        log.matches("token notreg-sec2 failed (not_registered)")
+            .count(),
+        1,
+        "{log}"
+    );
+    assert_eq!(
+        log.matches("token invalid-0123… failed (invalid)").count(),
+        1,
+        "{log}"
+    );
+    assert!(gocm.terminate().success());
+}
+
+#[test]
+fn an_open_api_beyond_loopback_is_a_loud_warning() {
+    let args = [
+        "--apikey",
+        KEY,
+        "--ipaddress",
+        "0.0.0.0",
+        "--port",
+        "0",
+        "--data-dir",
+        "none",
+        "--workers",
+        "1",
+    ];
+    let open = Running::start(&args, &[]);
+    open.addr();
+    let log = open.log();
+    assert!(log.contains("WITHOUT API authentication"), "{log}");
+    assert!(log.contains("no API authentication"), "{log}");
+
+    let closed = Running::start(&args, &[("GOCM_AUTH_TOKEN", AUTH_TOKEN)]);
+    closed.addr();
+    let log = closed.log();
+    assert!(!log.contains("WITHOUT API authentication"), "{log}");
+    assert!(log.contains("bearer token required"), "{log}");
+}
+
+#[test]
+fn logto_appends_and_the_unix_socket_goes_on_exit() {
+    let mock = MockFcm::start(MockOptions {
+        api_key: Some(KEY.into()),
+        ..MockOptions::default()
+    });
+    let url = mock.legacy_url();
+    let log_file = TempFile::new("logto", "a line from an earlier run\n");
+    let socket = std::env::temp_dir().join(format!("gocm-cli-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&socket);
+    let mut gocm = Running::start(
+        &[
+            "--apikey",
+            KEY,
+            "--gcm-endpoint",
+            &url,
+            "--unix-socket",
+            socket.to_str().unwrap(),
+            "--logto",
+            log_file.path(),
+            "--data-dir",
+            "none",
+            "--workers",
+            "1",
+        ],
+        &[],
+    );
+    let read_log = || std::fs::read_to_string(&log_file.0).unwrap();
+    wait_until(
+        "the listening line in the file",
+        Duration::from_secs(20),
+        || read_log().contains(&format!("listening on unix:{}", socket.display())),
+    );
+    let a = unix_http(
+        &socket,
+        "POST",
+        "/gcm/send",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        b"tokens=logto-1&payload={}",
+    );
+    assert_eq!((a.status, a.body.as_str()), (200, "ok\n"));
+    wait_until("delivery", Duration::from_secs(10), || {
+        mock.delivered("logto-1") == 1
+    });
+    gocm.signal("TERM");
+    assert!(gocm.wait_exit(Duration::from_secs(20)).success());
+    assert!(!socket.exists(), "the socket file is removed on exit");
+    let log = read_log();
+    assert!(log.starts_with("a line from an earlier run\n"), "{log}");
+    assert!(log.contains("stopped"), "{log}");
+    assert!(
+        !gocm.log().contains("listening"),
+        "logged to stderr too:\n{}",
+        gocm.log()
+    );
+}
+
+#[test]
+fn an_unwritable_logto_is_one_clear_line() {
+    let out = Command::new(env!("CARGO_BIN_EXE_gocm"))
+        .args(["--apikey", KEY, "--logto", "/nonexistent-dir/gocm.log"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("--logto /nonexistent-dir/gocm.log"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
 }

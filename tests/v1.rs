@@ -846,6 +846,33 @@ fn relay_honours_retry_after_on_429() {
 }
 
 #[test]
+fn a_quota_answer_holds_back_every_worker() {
+    let r = V1Relay::start(mock(), &[]);
+    r.send(&["quota1-hold".to_string()]);
+    wait_until("the 429", Duration::from_secs(10), || {
+        r.mock.received("quota1-hold") == 1
+    });
+    let after_429 = Instant::now();
+    // Other messages, for other devices, must wait out the project's quota
+    // too: the mock's Retry-After is 1 s.
+    let others = tokens("held", 5);
+    r.send(&others);
+    wait_until("the held messages", Duration::from_secs(10), || {
+        others.iter().all(|t| r.mock.delivered(t) == 1)
+    });
+    let waited = after_429.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900),
+        "sent after {waited:?}"
+    );
+    assert!(
+        others.iter().all(|t| r.mock.received(t) == 1),
+        "held, not failed and retried"
+    );
+    assert_eq!(r.wait_idle(Duration::from_secs(10))["failures"], 0);
+}
+
+#[test]
 fn relay_with_a_wrong_project_purges_nothing() {
     let r = V1Relay::start(mock(), &["--project-id", "some-other-project"]);
     r.send(&tokens("kept", 3));

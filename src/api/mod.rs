@@ -2,6 +2,9 @@
 //!
 //! GoCM's routes keep GoCM's answers byte for byte (`ok\n`, the report's
 //! key order); errors are JSON `{"error": "..."}` with a 4xx/5xx status.
+//! With an auth token set, every route but `/healthz` (a liveness probe
+//! that reveals nothing) needs it, checked before routing, so an
+//! unauthenticated client cannot even learn which paths exist.
 
 pub mod send;
 pub mod server;
@@ -13,10 +16,12 @@ use std::sync::Arc;
 use serde::Serialize;
 use tiny_http::{Header, Method, Request, Response};
 
+use crate::auth::Auth;
+use crate::metrics::{self, Metrics};
 use crate::queue::store::Store;
 use crate::queue::{Delivery, Job, Queue};
 use crate::stats::Stats;
-use crate::upstream::Message;
+use crate::upstream::{Message, Upstream};
 
 /// An answer other than success: status and a message naming the problem.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +55,33 @@ pub struct Api {
     pub next_id: AtomicU64,
     /// Set on SIGTERM: sends get 503 while in-flight work finishes.
     pub draining: AtomicBool,
+    pub metrics: Arc<Metrics>,
+    pub auth: Auth,
+    /// Asked whether its credentials are usable, for `/readyz`.
+    pub upstream: Arc<dyn Upstream>,
+    /// The pool size, for `/metrics`.
+    pub workers: usize,
+}
+
+/// The routes, as the `route` label of `gocm_http_requests_total`.
+const ROUTES: &[&str] = &[
+    "/gcm/send",
+    "/gcm/report",
+    "/gcm/report/canonical",
+    "/gcm/report/notregistered",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+];
+
+/// The `route` label for `path`: the route itself, or `"other"` for every
+/// unknown path, so that scanners cannot grow the metrics without bound.
+pub fn route_label(path: &str) -> &'static str {
+    ROUTES
+        .iter()
+        .find(|r| **r == path)
+        .copied()
+        .unwrap_or("other")
 }
 
 impl Api {
@@ -57,9 +89,25 @@ impl Api {
     /// answering only mean the client went away.
     pub fn handle(&self, mut rq: Request) {
         let path = rq.url().split('?').next().unwrap_or("").to_string();
+        let route = route_label(&path);
+        let result = if route == "/healthz" {
+            Ok(())
+        } else {
+            self.auth.check(header(&rq, "Authorization").as_deref())
+        }
+        .and_then(|()| self.route(&mut rq, &path));
+        // Counted before the answer goes out, so a client that has its
+        // answer also finds it in /metrics.
+        self.metrics
+            .http_request(route, result.as_ref().map_or_else(|e| e.status, |_| 200));
+        let response = result.unwrap_or_else(|e| error_response(&e));
+        let _ = rq.respond(response);
+    }
+
+    fn route(&self, rq: &mut Request, path: &str) -> Result<Answer, ApiError> {
         let method = rq.method().clone();
-        let result = match (path.as_str(), &method) {
-            ("/gcm/send", Method::Post) => self.send(&mut rq).map(|()| text("ok\n")),
+        match (path, &method) {
+            ("/gcm/send", Method::Post) => self.send(rq).map(|()| text("ok\n")),
             ("/gcm/report", Method::Get) => Ok(json(200, &self.stats.report())),
             ("/gcm/report/canonical", Method::Get) => self
                 .stats
@@ -79,15 +127,42 @@ impl Api {
                 .map(|tokens| json(200, &TokensReport { tokens }))
                 .map_err(store_error),
             ("/healthz", Method::Get) => Ok(text("ok\n")),
+            ("/readyz", Method::Get) => self.ready().map(|()| text("ok\n")),
+            ("/metrics", Method::Get) => Ok(Response::from_data(
+                self.metrics
+                    .render(&self.stats.snapshot(), &self.queue, self.workers)
+                    .into_bytes(),
+            )
+            .with_header(content_type(metrics::CONTENT_TYPE))),
             ("/gcm/send", _) => Err(ApiError::new(405, "use POST for /gcm/send")),
-            (
-                "/gcm/report" | "/gcm/report/canonical" | "/gcm/report/notregistered" | "/healthz",
-                _,
-            ) => Err(ApiError::new(405, format!("use GET for {path}"))),
+            (p, _) if route_label(p) != "other" => {
+                Err(ApiError::new(405, format!("use GET for {p}")))
+            }
             _ => Err(ApiError::new(404, format!("no route {path}"))),
-        };
-        let response = result.unwrap_or_else(|e| error_response(&e));
-        let _ = rq.respond(response);
+        }
+    }
+
+    /// Ready to take sends: not draining, the store takes writes, the
+    /// upstream's credentials are usable. A 503 names every problem.
+    fn ready(&self) -> Result<(), ApiError> {
+        let mut problems = Vec::new();
+        if self.draining.load(Ordering::Acquire) {
+            problems.push("draining: shutting down, send to another instance".to_string());
+        }
+        if let Some(Err(e)) = self.store.as_ref().map(Store::health) {
+            problems.push(e);
+        }
+        if let Err(e) = self.upstream.ready() {
+            problems.push(format!("upstream credentials: {e}"));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                503,
+                format!("not ready: {}", problems.join("; ")),
+            ))
+        }
     }
 
     fn send(&self, rq: &mut Request) -> Result<(), ApiError> {
@@ -124,7 +199,7 @@ impl Api {
             store.accept(id, &message, &tokens).map_err(store_error)?;
         }
         let n = tokens.len();
-        self.stats.accepted(n);
+        self.stats.accepted(id, n);
         let delivery = Delivery {
             job: Job::new(id),
             message: Arc::new(message),
@@ -198,6 +273,11 @@ fn error_response(e: &ApiError) -> Answer {
     let mut r = json(e.status, &serde_json::json!({ "error": e.message }));
     if e.status == 503 {
         r = r.with_header(Header::from_bytes("Retry-After", "1").expect("static header"));
+    }
+    if e.status == 401 {
+        r = r.with_header(
+            Header::from_bytes("WWW-Authenticate", "Bearer realm=\"gocm\"").expect("static header"),
+        );
     }
     r
 }

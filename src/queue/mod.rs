@@ -30,6 +30,8 @@ pub struct Queue {
     /// Intake slots reserved or filled; never above the channel's bound.
     reserved: Arc<AtomicUsize>,
     bound: usize,
+    /// Deliveries handed to the scheduler and not yet due (for metrics).
+    waiting: Arc<AtomicUsize>,
 }
 
 /// The consuming side, cloned into each worker.
@@ -86,12 +88,25 @@ impl Queue {
 
     /// Hands work to the scheduler until `at`.
     pub fn retry_at(&self, at: Instant, delivery: Delivery) {
-        let _ = self.delayed.send((at, delivery));
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        if self.delayed.send((at, delivery)).is_err() {
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 
     /// Requests waiting in the intake.
     pub fn intake_len(&self) -> usize {
         self.intake.len()
+    }
+
+    /// Deliveries waiting: (new requests in the intake, work on the ready
+    /// channel, retries held by the scheduler).
+    pub fn depths(&self) -> (usize, usize, usize) {
+        (
+            self.intake.len(),
+            self.ready.len(),
+            self.waiting.load(Ordering::Relaxed),
+        )
     }
 }
 
@@ -141,7 +156,13 @@ pub fn start(intake_bound: usize) -> std::io::Result<Channels> {
     let (ready_tx, ready_rx) = unbounded();
     let (delayed_tx, delayed_rx) = unbounded();
     let (stop_tx, stop_rx) = bounded(0);
-    let scheduler = scheduler::spawn(delayed_rx, ready_tx.clone(), stop_rx.clone())?;
+    let waiting = Arc::new(AtomicUsize::new(0));
+    let scheduler = scheduler::spawn(
+        delayed_rx,
+        ready_tx.clone(),
+        stop_rx.clone(),
+        waiting.clone(),
+    )?;
     let reserved = Arc::new(AtomicUsize::new(0));
     Ok(Channels {
         queue: Queue {
@@ -150,6 +171,7 @@ pub fn start(intake_bound: usize) -> std::io::Result<Channels> {
             delayed: delayed_tx,
             reserved: reserved.clone(),
             bound: intake_bound,
+            waiting,
         },
         inbox: Inbox {
             intake: intake_rx,

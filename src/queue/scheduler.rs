@@ -4,6 +4,8 @@
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -37,23 +39,32 @@ impl Ord for Due {
 
 /// Starts the scheduler thread. It exits when `stop` is dropped or every
 /// sender of `incoming` is gone; what it still holds is dropped with it.
+/// `waiting` counts the deliveries sent to it and not yet due (the sender
+/// adds, the scheduler subtracts when it releases one).
 pub fn spawn(
     incoming: Receiver<(Instant, Delivery)>,
     ready: Sender<Delivery>,
     stop: Receiver<()>,
+    waiting: Arc<AtomicUsize>,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("gocm-scheduler".into())
-        .spawn(move || run(incoming, ready, stop))
+        .spawn(move || run(incoming, ready, stop, &waiting))
 }
 
-fn run(incoming: Receiver<(Instant, Delivery)>, ready: Sender<Delivery>, stop: Receiver<()>) {
+fn run(
+    incoming: Receiver<(Instant, Delivery)>,
+    ready: Sender<Delivery>,
+    stop: Receiver<()>,
+    waiting: &AtomicUsize,
+) {
     let mut heap = BinaryHeap::new();
     let mut seq = 0u64;
     loop {
         let now = Instant::now();
         while heap.peek().is_some_and(|d: &Due| d.at <= now) {
             let due = heap.pop().expect("peeked");
+            waiting.fetch_sub(1, AtomicOrdering::Relaxed);
             if ready.send(due.delivery).is_err() {
                 return;
             }

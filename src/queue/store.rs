@@ -15,10 +15,12 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
+use parking_lot::Mutex;
 use redb::{Database, DatabaseError, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::error::Error;
@@ -110,6 +112,25 @@ type Rows = BTreeMap<u64, BTreeMap<(u32, u64), Vec<(u32, String)>>>;
 #[derive(Clone)]
 pub struct Store {
     tx: Sender<Op>,
+    health: Arc<Mutex<Health>>,
+}
+
+/// What `/readyz` needs to know of the writer.
+#[derive(Default)]
+struct Health {
+    /// The writer thread ended (closed, or panicked).
+    closed: bool,
+    /// The last commit failed with this; cleared by the next good commit.
+    last_error: Option<String>,
+}
+
+/// Marks the store closed when the writer thread ends, however it ends.
+struct ClosedOnDrop(Arc<Mutex<Health>>);
+
+impl Drop for ClosedOnDrop {
+    fn drop(&mut self) {
+        self.0.lock().closed = true;
+    }
 }
 
 pub struct Writer {
@@ -145,14 +166,32 @@ impl Store {
             ))
         })?;
         let (tx, rx) = unbounded();
+        let health = Arc::new(Mutex::new(Health::default()));
+        let writer_health = health.clone();
         let thread = std::thread::Builder::new()
             .name("gocm-store".into())
-            .spawn(move || write_loop(db, rx))
+            .spawn(move || {
+                let _closed = ClosedOnDrop(writer_health.clone());
+                write_loop(db, rx, &writer_health)
+            })
             .map_err(|source| Error::Io {
                 what: "starting the store writer".into(),
                 source,
             })?;
-        Ok((Store { tx }, Writer { thread }, recovered))
+        Ok((Store { tx, health }, Writer { thread }, recovered))
+    }
+
+    /// Whether the store takes writes: `Err` says why not (closed, or the
+    /// last commit failed, e.g. a full disk).
+    pub fn health(&self) -> Result<(), String> {
+        let h = self.health.lock();
+        if h.closed {
+            return Err("the queue store is closed".into());
+        }
+        match &h.last_error {
+            Some(e) => Err(format!("the last queue store commit failed: {e}")),
+            None => Ok(()),
+        }
     }
 
     /// Durably records an accepted request; returns once committed.
@@ -326,7 +365,7 @@ fn recover(db: &Database) -> Result<Recovered, String> {
     Ok(out)
 }
 
-fn write_loop(db: Database, rx: Receiver<Op>) {
+fn write_loop(db: Database, rx: Receiver<Op>, health: &Mutex<Health>) {
     let mut closing = false;
     while !closing {
         let Ok(first) = rx.recv() else { return };
@@ -346,6 +385,7 @@ fn write_loop(db: Database, rx: Receiver<Op>) {
             log::error!("queue store write failed: {e}");
             e
         });
+        health.lock().last_error = result.as_ref().err().cloned();
         for ack in acks {
             let _ = ack.send(result.clone());
         }

@@ -7,7 +7,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{read_body, retry_after, transport_outcome, Message, Outcome, Reason, Upstream};
+use super::{
+    read_body, retry_after, transport_outcome, Agents, Message, Outcome, Reason, Upstream,
+};
 use crate::config::Secret;
 
 /// The protocol's multicast limit.
@@ -16,15 +18,15 @@ pub const MAX_TOKENS: usize = 1000;
 const BODY_LIMIT: u64 = 1024 * 1024;
 
 pub struct Legacy {
-    agent: ureq::Agent,
+    agents: Agents,
     api_key: Secret,
     endpoint: String,
 }
 
 impl Legacy {
-    pub fn new(agent: ureq::Agent, api_key: Secret, endpoint: String) -> Legacy {
+    pub fn new(agents: Agents, api_key: Secret, endpoint: String) -> Legacy {
         Legacy {
-            agent,
+            agents,
             api_key,
             endpoint,
         }
@@ -86,7 +88,8 @@ impl Upstream for Legacy {
         let body = serde_json::to_vec(&body).expect("request serializes");
         let all = |o: Outcome| vec![o; tokens.len()];
         let mut resp = match self
-            .agent
+            .agents
+            .get()
             .post(&self.endpoint)
             .header("Authorization", &format!("key={}", self.api_key.expose()))
             .content_type("application/json")

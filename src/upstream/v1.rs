@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 
 use super::oauth::{clip, AccessToken, ServiceAccount, TokenSource};
 use super::{
-    read_body, retry_after, transport_outcome, Message, Outcome, Priority, Reason, Upstream,
+    read_body, retry_after, transport_outcome, Agents, Message, Outcome, Priority, Reason, Upstream,
 };
 use crate::config::Config;
 use crate::error::Error;
@@ -31,7 +31,7 @@ const BODY_LIMIT: u64 = 256 * 1024;
 
 /// The FCM HTTP v1 provider.
 pub struct V1 {
-    agent: ureq::Agent,
+    agents: Agents,
     /// `{endpoint}/v1/projects/{project_id}/messages:send`
     url: String,
     tokens: TokenSource,
@@ -42,7 +42,7 @@ impl V1 {
     /// [`Error::Credentials`] line) and prepares the token cache. No network
     /// call happens here: the first send fetches the first token.
     pub fn from_config(
-        agent: ureq::Agent,
+        agents: Agents,
         credentials: &Path,
         project_id: Option<&str>,
         endpoint: &str,
@@ -78,8 +78,12 @@ impl V1 {
         // A caller waiting for another thread's refresh waits no longer than
         // that refresh's own HTTP call can take.
         let wait_limit = config.http_client.call_timeout + config.http_client.connect_timeout;
-        let tokens = TokenSource::new(agent.clone(), account, config.backoff, wait_limit);
-        Ok(V1 { agent, url, tokens })
+        let tokens = TokenSource::new(agents.get().clone(), account, config.backoff, wait_limit);
+        Ok(V1 {
+            agents,
+            url,
+            tokens,
+        })
     }
 
     /// The `messages:send` URL this provider posts to.
@@ -119,7 +123,8 @@ impl V1 {
 
     fn post(&self, access: &AccessToken, body: &[u8]) -> Sent {
         let result = self
-            .agent
+            .agents
+            .get()
             .post(&self.url)
             .header("Authorization", format!("Bearer {}", access.expose()))
             .header("X-GOOG-API-FORMAT-VERSION", "2")

@@ -3,7 +3,9 @@
 
 #![allow(dead_code)] // each test binary uses a different part of it
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -38,14 +40,10 @@ pub fn legacy_with(mut opts: MockOptions, extra: &[&str]) -> Harness {
         ("--backoff-max-ms", "200"),
         ("--data-dir", "none"),
     ];
-    let mut args = vec![
-        "--apikey",
-        API_KEY,
-        "--gcm-endpoint",
-        &endpoint,
-        "--port",
-        "0",
-    ];
+    let mut args = vec!["--apikey", API_KEY, "--gcm-endpoint", &endpoint];
+    if !extra.contains(&"--unix-socket") {
+        args.extend(["--port", "0"]);
+    }
     for (flag, value) in defaults {
         if !extra.contains(&flag) {
             args.extend([flag, value]);
@@ -53,7 +51,8 @@ pub fn legacy_with(mut opts: MockOptions, extra: &[&str]) -> Harness {
     }
     args.extend_from_slice(extra);
     let relay = start(&args);
-    let base = format!("http://{}", relay.addr());
+    // `http://127.0.0.1:PORT`, or `unix:PATH` (then use `unix_http`).
+    let base = relay.listen_addr().to_string();
     Harness {
         mock,
         relay,
@@ -80,9 +79,19 @@ pub struct Answer {
     pub status: u16,
     pub content_type: String,
     pub body: String,
+    /// Every header, names in lower case.
+    pub headers: Vec<(String, String)>,
 }
 
 impl Answer {
+    /// The first header called `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
     pub fn json(&self) -> Value {
         serde_json::from_str(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
@@ -104,10 +113,188 @@ fn answer(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Answer {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
+    let headers = r
+        .headers()
+        .iter()
+        .map(|(n, v)| (n.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect();
     Answer {
         status: r.status().as_u16(),
         content_type,
         body: r.body_mut().read_to_string().expect("body"),
+        headers,
+    }
+}
+
+/// One request with an optional `Authorization` header value: `GET` when
+/// `body` is `None`, else `POST` with that content type and body.
+pub fn call(
+    agent: &ureq::Agent,
+    url: &str,
+    authorization: Option<&str>,
+    body: Option<(&str, &[u8])>,
+) -> Answer {
+    match body {
+        None => {
+            let mut rq = agent.get(url);
+            if let Some(a) = authorization {
+                rq = rq.header("Authorization", a);
+            }
+            answer(rq.call())
+        }
+        Some((content_type, body)) => {
+            let mut rq = agent.post(url).header("Content-Type", content_type);
+            if let Some(a) = authorization {
+                rq = rq.header("Authorization", a);
+            }
+            answer(rq.send(body))
+        }
+    }
+}
+
+/// One HTTP/1.1 exchange over a UNIX socket, written by hand:
+/// `Connection: close`, then the answer read to the end. The answer's
+/// headers are lower-cased; a chunked body is not decoded (gocm's answers
+/// are small enough to carry a Content-Length).
+pub fn unix_http(
+    socket: &Path,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Answer {
+    let mut s = UnixStream::connect(socket)
+        .unwrap_or_else(|e| panic!("connect to {}: {e}", socket.display()));
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut rq = format!("{method} {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        rq.push_str(&format!("{k}: {v}\r\n"));
+    }
+    rq.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    s.write_all(rq.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("the answer, then EOF");
+    let raw = String::from_utf8(raw).expect("UTF-8 answer");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("a header block");
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap();
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let content_type = headers
+        .iter()
+        .find(|(n, _)| n == "content-type")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    Answer {
+        status,
+        content_type,
+        body: body.to_string(),
+        headers,
+    }
+}
+
+/// A `/metrics` answer parsed by a real Prometheus text-format parser,
+/// after a strict check of every line (that parser skips lines it does
+/// not understand, which would hide a rendering bug).
+pub struct Metrics {
+    pub scrape: prometheus_parse::Scrape,
+    pub text: String,
+}
+
+impl Metrics {
+    pub fn parse(text: &str) -> Metrics {
+        use prometheus_parse::LineInfo;
+        use std::collections::HashMap;
+        let mut types: HashMap<String, String> = HashMap::new();
+        let mut helps = HashMap::new();
+        for line in text.lines() {
+            match LineInfo::parse(line) {
+                LineInfo::Doc { metric_name, .. } => {
+                    assert!(
+                        helps.insert(metric_name.to_string(), ()).is_none(),
+                        "HELP twice: {line}"
+                    );
+                }
+                LineInfo::Type { .. } => {
+                    let mut words = line.split_whitespace().skip(2);
+                    let (name, kind) = (words.next().unwrap(), words.next().unwrap());
+                    assert!(
+                        ["counter", "gauge", "histogram"].contains(&kind),
+                        "unexpected type: {line}"
+                    );
+                    if kind == "counter" {
+                        assert!(name.ends_with("_total"), "a counter without _total: {line}");
+                    }
+                    assert!(
+                        types.insert(name.to_string(), kind.to_string()).is_none(),
+                        "TYPE twice: {line}"
+                    );
+                }
+                LineInfo::Sample { metric_name, .. } => {
+                    let family = ["_bucket", "_sum", "_count"]
+                        .iter()
+                        .find_map(|suffix| {
+                            let base = metric_name.strip_suffix(suffix)?;
+                            (types.get(base).map(String::as_str) == Some("histogram"))
+                                .then_some(base)
+                        })
+                        .unwrap_or(metric_name);
+                    assert!(types.contains_key(family), "no TYPE before: {line}");
+                    assert!(helps.contains_key(family), "no HELP before: {line}");
+                }
+                LineInfo::Empty | LineInfo::Ignored => panic!("not a metrics line: {line:?}"),
+            }
+        }
+        for name in types.keys() {
+            assert!(name.starts_with("gocm_"), "unprefixed metric {name}");
+        }
+        let scrape =
+            prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+        Metrics {
+            scrape,
+            text: text.to_string(),
+        }
+    }
+
+    fn find(&self, name: &str, labels: &[(&str, &str)]) -> Option<&prometheus_parse::Sample> {
+        self.scrape.samples.iter().find(|s| {
+            s.metric == name
+                && s.labels.len() == labels.len()
+                && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v))
+        })
+    }
+
+    /// The value of a counter, gauge or untyped sample with exactly these
+    /// labels; panics when there is none.
+    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        use prometheus_parse::Value;
+        match self.find(name, labels).map(|s| &s.value) {
+            Some(Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v)) => *v,
+            other => panic!("{name}{labels:?}: {other:?} in\n{}", self.text),
+        }
+    }
+
+    /// A counter or gauge with these labels, or `None` if it has no sample.
+    pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        self.find(name, labels).map(|_| self.value(name, labels))
+    }
+
+    /// A histogram's buckets as (le, cumulative count).
+    pub fn buckets(&self, name: &str) -> Vec<(f64, f64)> {
+        match self.find(name, &[]).map(|s| &s.value) {
+            Some(prometheus_parse::Value::Histogram(b)) => {
+                b.iter().map(|h| (h.less_than, h.count)).collect()
+            }
+            other => panic!("{name}: {other:?}"),
+        }
     }
 }
 
@@ -144,6 +331,14 @@ impl Harness {
         a.json()
     }
 
+    /// `GET /metrics`, checked and parsed.
+    pub fn metrics(&self) -> Metrics {
+        let a = self.get("/metrics");
+        assert_eq!(a.status, 200, "{}", a.body);
+        assert_eq!(a.content_type, "text/plain; version=0.0.4; charset=utf-8");
+        Metrics::parse(&a.body)
+    }
+
     /// Waits until every accepted request is finished.
     pub fn wait_idle(&self) -> Value {
         let mut last = Value::Null;
@@ -171,6 +366,33 @@ pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool)
     while !cond() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::park_timeout(Duration::from_millis(5));
+    }
+}
+
+/// A file in the temp dir, removed on drop: secrets, keys, logs.
+pub struct TempFile(pub std::path::PathBuf);
+
+impl TempFile {
+    pub fn new(name: &str, content: &str) -> TempFile {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "gocm-test-{name}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::write(&path, content).expect("write a temp file");
+        TempFile(path)
+    }
+
+    pub fn path(&self) -> &str {
+        self.0.to_str().expect("UTF-8 temp path")
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 

@@ -28,8 +28,25 @@ impl Listener {
                 .accept()
                 .map(|(conn, addr)| (Connection::from(conn), Some(addr))),
             #[cfg(unix)]
-            Self::Unix(l) => l.accept().map(|(conn, _)| (Connection::from(conn), None)),
+            Self::Unix(l) => l.accept().map(|(conn, _)| {
+                inherit_timeouts(l, &conn);
+                (Connection::from(conn), None)
+            }),
         }
+    }
+}
+
+/// gocm patch: Linux copies SO_RCVTIMEO/SO_SNDTIMEO from a TCP listener to
+/// the sockets it accepts, but not from a UNIX one, so on a UNIX socket an
+/// idle or silent client held its connection thread forever. Copy them.
+#[cfg(unix)]
+fn inherit_timeouts(listener: &unix_net::UnixListener, conn: &unix_net::UnixStream) {
+    let l = socket2::SockRef::from(listener);
+    if let Ok(Some(t)) = l.read_timeout() {
+        let _ = conn.set_read_timeout(Some(t));
+    }
+    if let Ok(Some(t)) = l.write_timeout() {
+        let _ = conn.set_write_timeout(Some(t));
     }
 }
 impl From<TcpListener> for Listener {
