@@ -775,6 +775,20 @@ fn relay_answers_a_revoked_token_with_exactly_one_refresh() {
     for t in &after {
         assert_eq!(r.mock.delivered(t), 1, "{t}");
     }
+    // /metrics counts both token fetches and no failure.
+    let mut m = r.agent.get(&r.url("/metrics")).call().unwrap();
+    let text = m.body_mut().read_to_string().unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l == "gocm_oauth_token_refreshes_total 2"),
+        "{text}"
+    );
+    assert!(
+        !text.lines().any(
+            |l| l.starts_with("gocm_oauth_token_refresh_failures_total{") && !l.ends_with(" 0")
+        ),
+        "{text}"
+    );
 }
 
 #[test]
@@ -800,6 +814,14 @@ fn relay_holds_messages_while_the_token_endpoint_is_down() {
     assert_eq!(r.mock.token_requests(), 4);
     for t in &all {
         assert_eq!(r.mock.delivered(t), 1, "{t}");
+    }
+    let mut m = r.agent.get(&r.url("/metrics")).call().unwrap();
+    let text = m.body_mut().read_to_string().unwrap();
+    for line in [
+        "gocm_oauth_token_refreshes_total 1",
+        "gocm_oauth_token_refresh_failures_total{reason=\"upstream\"} 3",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
     }
 }
 

@@ -181,6 +181,11 @@ pub fn short_token(token: &str) -> String {
 /// Builds the provider the config asks for. Fails when the v1 credentials
 /// are unusable, so a bad key stops startup instead of failing every send.
 pub fn build(config: &Config) -> Result<Arc<dyn Upstream>, Error> {
+    build_counting(config, Arc::default())
+}
+
+/// [`build`], with OAuth token refreshes counted into `metrics`.
+fn build_counting(config: &Config, metrics: Arc<Metrics>) -> Result<Arc<dyn Upstream>, Error> {
     let agents = Agents::new(&config.http_client);
     Ok(match &config.provider {
         Provider::Legacy { api_key, endpoint } => Arc::new(legacy::Legacy::new(
@@ -198,18 +203,20 @@ pub fn build(config: &Config) -> Result<Arc<dyn Upstream>, Error> {
             project_id.as_deref(),
             endpoint,
             config,
+            metrics,
         )?),
     })
 }
 
 /// [`build`], with every upstream call timed into `metrics` (latency
-/// histogram, calls in flight): what [`crate::Relay`] runs.
+/// histogram, calls in flight) and OAuth refreshes counted: what
+/// [`crate::Relay`] runs.
 pub fn build_with_metrics(
     config: &Config,
     metrics: &Arc<Metrics>,
 ) -> Result<Arc<dyn Upstream>, Error> {
     Ok(Arc::new(instrumented::Instrumented::new(
-        build(config)?,
+        build_counting(config, metrics.clone())?,
         metrics.clone(),
     )))
 }

@@ -31,6 +31,7 @@ use serde_json::Value;
 use super::{read_body, retry_after, Outcome, Reason};
 use crate::config::{Backoff, Secret};
 use crate::error::Error;
+use crate::metrics::Metrics;
 
 /// The OAuth scope FCM HTTP v1 needs.
 pub const SCOPE: &str = "https://www.googleapis.com/auth/firebase.messaging";
@@ -275,6 +276,8 @@ pub struct TokenSource {
     wait_limit: Duration,
     state: Mutex<State>,
     refreshed: Condvar,
+    /// Where refreshes and refresh failures are counted.
+    metrics: Arc<Metrics>,
 }
 
 struct Cached {
@@ -321,7 +324,14 @@ impl TokenSource {
             wait_limit,
             state: Mutex::new(State::default()),
             refreshed: Condvar::new(),
+            metrics: Arc::default(),
         }
+    }
+
+    /// Counts refreshes and refresh failures into `metrics`.
+    pub fn counting_into(mut self, metrics: Arc<Metrics>) -> TokenSource {
+        self.metrics = metrics;
+        self
     }
 
     /// A valid access token, or the [`Outcome::Retry`] to report for the
@@ -414,6 +424,7 @@ impl TokenSource {
         self.refreshed.notify_all();
         match result {
             Ok(fresh) => {
+                self.metrics.oauth_refreshed();
                 st.generation += 1;
                 st.failures = 0;
                 st.not_before = None;
@@ -437,6 +448,7 @@ impl TokenSource {
                 Ok(token)
             }
             Err(e) => {
+                self.metrics.oauth_refresh_failed(e.reason);
                 st.failures += 1;
                 let backoff = self
                     .backoff

@@ -8,6 +8,7 @@
 
 use std::borrow::Cow;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::ser::{SerializeMap, Serializer};
@@ -20,6 +21,7 @@ use super::{
 };
 use crate::config::Config;
 use crate::error::Error;
+use crate::metrics::Metrics;
 
 /// The `@type` of the FCM-specific entry in `error.details`.
 const FCM_ERROR_TYPE: &str = "type.googleapis.com/google.firebase.fcm.v1.FcmError";
@@ -47,6 +49,7 @@ impl V1 {
         project_id: Option<&str>,
         endpoint: &str,
         config: &Config,
+        metrics: Arc<Metrics>,
     ) -> Result<V1, Error> {
         let account = ServiceAccount::load(credentials, project_id)?;
         let project = match project_id {
@@ -78,7 +81,8 @@ impl V1 {
         // A caller waiting for another thread's refresh waits no longer than
         // that refresh's own HTTP call can take.
         let wait_limit = config.http_client.call_timeout + config.http_client.connect_timeout;
-        let tokens = TokenSource::new(agents.get().clone(), account, config.backoff, wait_limit);
+        let tokens = TokenSource::new(agents.get().clone(), account, config.backoff, wait_limit)
+            .counting_into(metrics);
         Ok(V1 {
             agents,
             url,
