@@ -117,7 +117,7 @@ impl Relay {
             config.workers,
             match &config.data_dir {
                 Some(dir) => format!(
-                    "queue in {}, {} unfinished requests recovered",
+                    "queue in {}, {} unfinished request(s) recovered",
                     dir.display(),
                     recovered.requests.len()
                 ),

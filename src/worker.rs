@@ -112,6 +112,7 @@ impl Pool {
         let mut retry_ids = Vec::new();
         let mut retry_after: Option<Duration> = None;
         let mut retry_reason = Reason::Upstream;
+        let mut retry_detail = String::new();
         for ((token, &id), outcome) in d.tokens.iter().zip(&d.ids).zip(outcomes) {
             if !matches!(outcome, Outcome::Retry { .. }) {
                 finished_ids.push(id);
@@ -138,6 +139,7 @@ impl Pool {
                     retry_after = retry_after.max(after);
                     if reason == Reason::Quota || retry.is_empty() {
                         retry_reason = reason;
+                        retry_detail = detail.clone();
                     }
                     log::debug!(
                         "{} will retry {}: {detail}",
@@ -159,7 +161,7 @@ impl Pool {
         }
         if d.tries >= self.retries {
             log::warn!(
-                "{} gave up on {} token(s) (first {}) after {} tries ({})",
+                "{} gave up on {} token(s) (first {}) after {} tries ({}): {retry_detail}",
                 self.upstream.name(),
                 retry.len(),
                 short_token(&retry[0]),

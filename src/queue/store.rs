@@ -264,7 +264,8 @@ impl Store {
 fn open_error(path: &Path, e: DatabaseError) -> Error {
     match e {
         DatabaseError::DatabaseAlreadyOpen => Error::Store(format!(
-            "{} is in use by another gocm process; give each instance its own --data-dir",
+            "{} is in use by another gocm process (or one still shutting down); give each \
+             instance its own --data-dir",
             path.display()
         )),
         other => Error::Store(format!(

@@ -95,8 +95,8 @@ impl ServiceAccount {
         let fail = |msg: String| Error::Credentials(format!("{}: {msg}", path.display()));
         let bytes = std::fs::read(path).map_err(|e| {
             fail(format!(
-                "cannot read the service-account key file ({e}); pass --credentials PATH \
-                 or set GOOGLE_APPLICATION_CREDENTIALS"
+                "cannot read the service-account key file ({e}); check the path given \
+                 to --credentials or GOOGLE_APPLICATION_CREDENTIALS"
             ))
         })?;
         let account = ServiceAccount::parse(&bytes).map_err(fail)?;
