@@ -92,6 +92,7 @@ impl Relay {
             stats: stats.clone(),
             queue: channels.queue,
             max_body: config.max_body,
+            client_timeout: config.client_timeout,
             max_tokens: config.max_tokens,
             max_pending: config.max_pending,
             has_canonical_ids: upstream.has_canonical_ids(),
@@ -193,7 +194,13 @@ impl Relay {
             let _ = s.join();
         }
         if let Some(http) = self.http.take() {
-            http.stop();
+            // Handlers answer what they hold; one stuck on a slow client is
+            // left behind once the shutdown deadline has passed.
+            http.stop(
+                deadline
+                    .saturating_duration_since(Instant::now())
+                    .max(Duration::from_millis(200)),
+            );
         }
         if let Some((store, writer)) = self.store.take() {
             writer.close(&store);

@@ -9,9 +9,10 @@
 pub mod send;
 pub mod server;
 
-use std::io::Read;
+use std::io::{ErrorKind, Read};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tiny_http::{Header, Method, Request, Response};
@@ -28,6 +29,8 @@ use crate::upstream::{Message, Upstream};
 pub struct ApiError {
     pub status: u16,
     pub message: String,
+    /// The `Allow` header of a 405.
+    pub allow: Option<&'static str>,
 }
 
 impl ApiError {
@@ -35,6 +38,15 @@ impl ApiError {
         ApiError {
             status,
             message: message.into(),
+            allow: None,
+        }
+    }
+
+    /// 405: `path` takes only `method`.
+    pub fn method(method: &'static str, path: &str) -> ApiError {
+        ApiError {
+            allow: Some(method),
+            ..ApiError::new(405, format!("use {method} for {path}"))
         }
     }
 }
@@ -44,6 +56,8 @@ pub struct Api {
     pub stats: Arc<Stats>,
     pub queue: Queue,
     pub max_body: usize,
+    /// Longest a client may take to send a whole body (`--client-timeout-ms`).
+    pub client_timeout: Duration,
     pub max_tokens: usize,
     /// Accepted requests not finished, beyond which sends get 503.
     pub max_pending: u64,
@@ -134,10 +148,8 @@ impl Api {
                     .into_bytes(),
             )
             .with_header(content_type(metrics::CONTENT_TYPE))),
-            ("/gcm/send", _) => Err(ApiError::new(405, "use POST for /gcm/send")),
-            (p, _) if route_label(p) != "other" => {
-                Err(ApiError::new(405, format!("use GET for {p}")))
-            }
+            ("/gcm/send", _) => Err(ApiError::method("POST", path)),
+            (p, _) if route_label(p) != "other" => Err(ApiError::method("GET", p)),
             _ => Err(ApiError::new(404, format!("no route {path}"))),
         }
     }
@@ -166,7 +178,7 @@ impl Api {
     }
 
     fn send(&self, rq: &mut Request) -> Result<(), ApiError> {
-        let body = read_body(rq, self.max_body)?;
+        let body = read_body(rq, self.max_body, self.client_timeout)?;
         let content_type = header(rq, "Content-Type");
         let send = send::parse(content_type.as_deref(), &body, self.max_tokens)?;
         self.enqueue(send.tokens, send.message)
@@ -228,16 +240,46 @@ struct TokensReport {
 }
 
 /// Reads the body, refusing more than `max` bytes without reading them.
-fn read_body(rq: &mut Request, max: usize) -> Result<Vec<u8>, ApiError> {
+/// Reads the body, refusing more than `max` bytes without reading them, and
+/// giving up when the whole body takes longer than `deadline`: the socket
+/// timeout bounds each read, not a client that trickles a byte at a time.
+fn read_body(rq: &mut Request, max: usize, deadline: Duration) -> Result<Vec<u8>, ApiError> {
     let too_large = || ApiError::new(413, format!("request body over {max} bytes (--max-body)"));
     if rq.body_length().is_some_and(|n| n > max) {
         return Err(too_large());
     }
-    let mut body = Vec::with_capacity(rq.body_length().unwrap_or(0));
-    rq.as_reader()
-        .take(max as u64 + 1)
-        .read_to_end(&mut body)
-        .map_err(|e| ApiError::new(400, format!("could not read the request body: {e}")))?;
+    let too_slow = || {
+        ApiError::new(
+            408,
+            format!(
+                "the request body took over {} ms (--client-timeout-ms)",
+                deadline.as_millis()
+            ),
+        )
+    };
+    let started = Instant::now();
+    let mut body = Vec::with_capacity(rq.body_length().unwrap_or(0).min(max));
+    let mut reader = rq.as_reader().take(max as u64 + 1);
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => body.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return Err(too_slow())
+            }
+            Err(e) => {
+                return Err(ApiError::new(
+                    400,
+                    format!("could not read the request body: {e}"),
+                ))
+            }
+        }
+        if started.elapsed() > deadline {
+            return Err(too_slow());
+        }
+    }
     if body.len() > max {
         return Err(too_large());
     }
@@ -273,6 +315,9 @@ fn error_response(e: &ApiError) -> Answer {
     let mut r = json(e.status, &serde_json::json!({ "error": e.message }));
     if e.status == 503 {
         r = r.with_header(Header::from_bytes("Retry-After", "1").expect("static header"));
+    }
+    if let Some(allow) = e.allow {
+        r = r.with_header(Header::from_bytes("Allow", allow).expect("static header"));
     }
     if e.status == 401 {
         r = r.with_header(

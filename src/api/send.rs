@@ -70,6 +70,18 @@ pub fn parse(
 /// every name and value must decode to UTF-8.
 fn form_pairs(body: &[u8]) -> Result<Vec<(String, String)>, ApiError> {
     let decode = |raw: &[u8]| -> Result<String, ApiError> {
+        // A `%` must start an escape: `a%zz` is a client bug, not a token.
+        let bad_escape = raw.iter().enumerate().any(|(i, &b)| {
+            b == b'%'
+                && !(raw.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                    && raw.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+        });
+        if bad_escape {
+            return Err(ApiError::new(
+                400,
+                "form body has a `%` not followed by two hex digits: url-encode the values",
+            ));
+        }
         let plus_as_space: Vec<u8> = raw
             .iter()
             .map(|&b| if b == b'+' { b' ' } else { b })
@@ -265,6 +277,12 @@ fn clean_tokens(raw: Vec<String>, max_tokens: usize) -> Result<Vec<String>, ApiE
         if t.is_empty() {
             continue;
         }
+        if t.chars().any(char::is_control) {
+            return Err(ApiError::new(
+                400,
+                "a token contains a control character (newline, NUL, …); no device has such a token",
+            ));
+        }
         if t.len() > MAX_TOKEN_BYTES {
             return Err(ApiError::new(
                 400,
@@ -344,6 +362,18 @@ mod tests {
             .message
             .contains("\"k\" is null"));
         assert!(err(FORM, "tokens=%FF&payload={}").message.contains("UTF-8"));
+        assert!(err(FORM, "tokens=a%zz&payload={}")
+            .message
+            .contains("hex digits"));
+        assert!(err(FORM, "tokens=a%&payload={}")
+            .message
+            .contains("hex digits"));
+        assert!(err(FORM, "tokens=a%0Ab&payload={}")
+            .message
+            .contains("control character"));
+        assert!(err(FORM, "tokens=a%00b&payload={}")
+            .message
+            .contains("control character"));
         assert_eq!(
             err(FORM, "tokens=a&tokens=b&tokens=c&tokens=d&payload={}").status,
             413

@@ -97,11 +97,19 @@ impl HttpServer {
 
     /// Stops the handler threads (requests already read are answered first)
     /// and closes the listener; a UNIX socket file is removed.
-    pub fn stop(self) {
+    /// Handler threads still busy after `grace` (a client trickling a body)
+    /// are left behind: the process is about to exit, and a slow client
+    /// must not hold up a shutdown.
+    pub fn stop(self, grace: Duration) {
         for _ in &self.threads {
             self.server.unblock();
         }
-        for t in self.threads {
+        let deadline = std::time::Instant::now() + grace;
+        while self.threads.iter().any(|t| !t.is_finished()) && std::time::Instant::now() < deadline
+        {
+            std::thread::park_timeout(Duration::from_millis(5));
+        }
+        for t in self.threads.into_iter().filter(|t| t.is_finished()) {
             let _ = t.join();
         }
         // The last reference: tiny_http's drop closes the listener and

@@ -12,6 +12,9 @@ use crate::util::RefinedTcpStream;
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::Request;
 
+/// gocm patch: most header lines in one request.
+const MAX_HEADERS: usize = 100;
+
 /// A ClientConnection is an object that will store a socket to a client
 /// and return Request objects.
 pub struct ClientConnection {
@@ -44,6 +47,8 @@ enum ReadError {
     /// the client sent an unrecognized `Expect` header
     ExpectationFailed(HTTPVersion),
     ReadIoError(IoError),
+    /// gocm patch: the client stopped sending its (small) body.
+    BodyTimeout(HTTPVersion),
 }
 
 impl ClientConnection {
@@ -108,6 +113,8 @@ impl ClientConnection {
     }
 
     /// Reads a request from the stream.
+    ///
+    /// gocm patch: at most `MAX_HEADERS` header lines.
     /// Blocks until the header has been read.
     fn read(&mut self) -> Result<Request, ReadError> {
         let (method, path, version, headers) = {
@@ -129,6 +136,10 @@ impl ClientConnection {
                     if line.is_empty() {
                         break;
                     };
+                    // gocm patch: upstream had no cap on the header count.
+                    if headers.len() >= MAX_HEADERS {
+                        return Err(ReadError::WrongHeader(version));
+                    }
                     headers.push(match FromStr::from_str(line.as_str().trim()) {
                         // TODO: remove this conversion
                         Ok(h) => h,
@@ -163,10 +174,16 @@ impl ClientConnection {
         .map_err(|e| {
             use crate::request;
             match e {
+                request::RequestCreationError::CreationIoError(e)
+                    if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
+                {
+                    ReadError::BodyTimeout(version)
+                }
                 request::RequestCreationError::CreationIoError(e) => ReadError::ReadIoError(e),
                 request::RequestCreationError::ExpectationFailed => {
                     ReadError::ExpectationFailed(version)
                 }
+                request::RequestCreationError::BadFraming => ReadError::WrongHeader(version),
             }
         })?;
 
@@ -226,22 +243,35 @@ impl Iterator for ClientConnection {
                     return None; // TODO: should be recoverable, but needs handling in case of body
                 }
 
+                // gocm patch: a body that stopped arriving gets a 408, not
+                // a silent close.
+                Err(ReadError::BodyTimeout(ver)) => {
+                    let writer = self.sink.next().unwrap();
+                    let response = Response::new_empty(StatusCode(408));
+                    response.raw_print(writer, ver, &[], false, None).ok();
+                    return None;
+                }
+
                 Err(ReadError::ReadIoError(_)) => return None,
 
                 Ok(rq) => rq,
             };
 
             // checking HTTP version
+            // gocm patch: upstream wrote this answer through a new writer
+            // while `rq` still held the previous one, so the write waited for
+            // ever, leaking a thread and a socket per request. Answer through
+            // the request's own writer, then close.
             if *rq.http_version() > (1, 1) {
-                let writer = self.sink.next().unwrap();
                 let response = Response::from_string(
                     "This server only supports HTTP versions 1.0 and 1.1".to_owned(),
                 )
                 .with_status_code(StatusCode(505));
+                let writer = rq.into_writer();
                 response
                     .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
                     .ok();
-                continue;
+                return None;
             }
 
             // updating the status of the connection

@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use std::sync::mpsc::Sender;
 
-use crate::util::{EqualReader, FusedReader};
+use crate::util::{Abandon, EqualReader, FusedReader};
 use crate::{HTTPVersion, Header, Method, Response, StatusCode};
 use chunked_transfer::Decoder;
 
@@ -106,6 +106,9 @@ pub enum RequestCreationError {
     /// The client sent an `Expect` header that was not recognized by tiny-http.
     ExpectationFailed,
 
+    /// gocm patch: the body's length is ambiguous (see `body_framing`).
+    BadFraming,
+
     /// Error while reading data from the socket during the creation of the `Request`.
     CreationIoError(IoError),
 }
@@ -126,6 +129,90 @@ impl From<IoError> for RequestCreationError {
 ///
 /// The `Write` object will be used by the `Request` to write the response.
 #[allow(clippy::too_many_arguments)]
+/// gocm patch: bodies up to this size are read by the connection's own
+/// thread before the request is queued.
+const BUFFERED_BODY: usize = 64 * 1024;
+
+/// gocm patch: most raw bytes (framing included) read for a chunked body;
+/// past this the body ends in an error. The chunk-size line is buffered
+/// without limit by `chunked_transfer`, so this also bounds that.
+const MAX_CHUNKED_RAW: u64 = 16 * 1024 * 1024;
+
+/// gocm patch: how the body is delimited: (chunked, content length).
+/// Upstream took the first `Content-Length`, ignored one it could not parse,
+/// and decoded any `Transfer-Encoding` value as chunked, even beside a
+/// `Content-Length`: each a request-smuggling shape. Now a body is either
+/// `Transfer-Encoding: chunked` alone, or one or more `Content-Length`
+/// headers that agree and are plain digits; anything else is refused.
+fn body_framing(headers: &[Header]) -> Result<(bool, Option<usize>), RequestCreationError> {
+    let te: Vec<&str> = headers
+        .iter()
+        .filter(|h| h.field.equiv("Transfer-Encoding"))
+        .map(|h| h.value.as_str())
+        .collect();
+    let cl: Vec<&str> = headers
+        .iter()
+        .filter(|h| h.field.equiv("Content-Length"))
+        .map(|h| h.value.as_str().trim())
+        .collect();
+    if !te.is_empty() {
+        if !cl.is_empty() || te.len() > 1 || !te[0].trim().eq_ignore_ascii_case("chunked") {
+            return Err(RequestCreationError::BadFraming);
+        }
+        return Ok((true, None));
+    }
+    let mut length = None;
+    for v in cl {
+        if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(RequestCreationError::BadFraming);
+        }
+        let n: usize = v.parse().map_err(|_| RequestCreationError::BadFraming)?;
+        if length.is_some_and(|l| l != n) {
+            return Err(RequestCreationError::BadFraming);
+        }
+        length = Some(n);
+    }
+    Ok((false, length))
+}
+
+/// gocm patch: a chunked body that abandons the connection when dropped
+/// before its end, like `EqualReader`, so unread chunks are never taken
+/// for the next request.
+struct ChunkedBody<R: Read + Abandon> {
+    decoder: Option<Decoder<io::Take<R>>>,
+    finished: bool,
+}
+
+impl<R: Read + Abandon> ChunkedBody<R> {
+    fn new(source: R) -> ChunkedBody<R> {
+        ChunkedBody {
+            decoder: Some(Decoder::new(source.take(MAX_CHUNKED_RAW))),
+            finished: false,
+        }
+    }
+}
+
+impl<R: Read + Abandon> Read for ChunkedBody<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let decoder = self.decoder.as_mut().expect("present until drop");
+        let n = decoder.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            self.finished = true;
+        }
+        Ok(n)
+    }
+}
+
+impl<R: Read + Abandon> Drop for ChunkedBody<R> {
+    fn drop(&mut self) {
+        if !self.finished {
+            if let Some(decoder) = self.decoder.take() {
+                decoder.into_inner().into_inner().abandon();
+            }
+        }
+    }
+}
+
 pub fn new_request<R, W>(
     secure: bool,
     method: Method,
@@ -137,26 +224,10 @@ pub fn new_request<R, W>(
     writer: W,
 ) -> Result<Request, RequestCreationError>
 where
-    R: Read + Send + 'static,
+    R: Read + Abandon + Send + 'static,
     W: Write + Send + 'static,
 {
-    // finding the transfer-encoding header
-    let transfer_encoding = headers
-        .iter()
-        .find(|h: &&Header| h.field.equiv("Transfer-Encoding"))
-        .map(|h| h.value.clone());
-
-    // finding the content-length header
-    let content_length = if transfer_encoding.is_some() {
-        // if transfer-encoding is specified, the Content-Length
-        // header must be ignored (RFC2616 #4.4)
-        None
-    } else {
-        headers
-            .iter()
-            .find(|h: &&Header| h.field.equiv("Content-Length"))
-            .and_then(|h| FromStr::from_str(h.value.as_str()).ok())
-    };
+    let (transfer_encoding, content_length) = body_framing(&headers)?;
 
     // true if the client sent a `Expect: 100-continue` header
     let expects_continue = {
@@ -171,28 +242,16 @@ where
         }
     };
 
-    // true if the client sent a `Connection: upgrade` header
-    let connection_upgrade = {
-        match headers
-            .iter()
-            .find(|h: &&Header| h.field.equiv("Connection"))
-            .map(|h| h.value.as_str())
-        {
-            Some(v) if v.to_ascii_lowercase().contains("upgrade") => true,
-            _ => false,
-        }
-    };
-
-    // we wrap `source_data` around a reading whose nature depends on the transfer-encoding and
-    // content-length headers
-    let reader = if connection_upgrade {
-        // if we have a `Connection: upgrade`, always keeping the whole reader
-        Box::new(source_data) as Box<dyn Read + Send + 'static>
-    } else if let Some(content_length) = content_length {
+    // gocm patch: `Connection: upgrade` no longer hands the whole socket to
+    // the handler (gocm upgrades nothing, and it let a client hold a handler
+    // thread for as long as it liked); the body is framed as any other.
+    let reader = if let Some(content_length) = content_length {
         if content_length == 0 {
             Box::new(io::empty()) as Box<dyn Read + Send + 'static>
-        } else if content_length <= 1024 && !expects_continue {
+        } else if content_length <= BUFFERED_BODY && !expects_continue {
             // if the content-length is small enough, we just read everything into a buffer
+            // (gocm patch: up to 64 KiB, not 1 KiB, so that a slow client
+            // holds its own connection thread rather than a handler thread)
 
             let mut buffer = vec![0; content_length];
             let mut offset = 0;
@@ -215,10 +274,8 @@ where
             let (data_reader, _) = EqualReader::new(source_data, content_length); // TODO:
             Box::new(FusedReader::new(data_reader)) as Box<dyn Read + Send + 'static>
         }
-    } else if transfer_encoding.is_some() {
-        // if a transfer-encoding was specified, then "chunked" is ALWAYS applied
-        // over the message (RFC2616 #3.6)
-        Box::new(FusedReader::new(Decoder::new(source_data))) as Box<dyn Read + Send + 'static>
+    } else if transfer_encoding {
+        Box::new(FusedReader::new(ChunkedBody::new(source_data))) as Box<dyn Read + Send + 'static>
     } else {
         // if we have neither a Content-Length nor a Transfer-Encoding,
         // assuming that we have no data

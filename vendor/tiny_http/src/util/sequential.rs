@@ -110,12 +110,47 @@ impl<W: Write + Send> Iterator for SequentialWriterBuilder<W> {
     }
 }
 
+/// gocm patch: a reader whose unread rest can be given up, which closes the
+/// connection's read side instead of leaving the bytes for the next request.
+pub trait Abandon {
+    fn abandon(&mut self);
+}
+
+/// For `TestRequest` bodies: nothing to close.
+impl Abandon for &[u8] {
+    fn abandon(&mut self) {
+        *self = &[];
+    }
+}
+
+impl<R: Read + Send> Abandon for SequentialReader<R> {
+    /// Drops the socket reader without handing it on: the connection's next
+    /// request fails to read, and the connection closes.
+    fn abandon(&mut self) {
+        self.inner = SequentialReaderInner::Empty;
+    }
+}
+
 impl<R: Read + Send> Read for SequentialReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
         let mut reader = match self.inner {
             SequentialReaderInner::MyTurn(ref mut reader) => return reader.read(buf),
-            SequentialReaderInner::Waiting(ref mut recv) => recv.recv().unwrap(),
-            SequentialReaderInner::Empty => unreachable!(),
+            // gocm patch: the previous request abandoned the connection.
+            SequentialReaderInner::Waiting(ref mut recv) => match recv.recv() {
+                Ok(reader) => reader,
+                Err(_) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionAborted,
+                        "the previous request's body was abandoned",
+                    ))
+                }
+            },
+            SequentialReaderInner::Empty => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionAborted,
+                    "abandoned",
+                ))
+            }
         };
 
         let result = reader.read(buf);
@@ -156,8 +191,9 @@ where
                 self.next.send(reader).ok();
             }
             SequentialReaderInner::Waiting(recv) => {
-                let reader = recv.recv().unwrap();
-                self.next.send(reader).ok();
+                if let Ok(reader) = recv.recv() {
+                    self.next.send(reader).ok();
+                }
             }
             SequentialReaderInner::Empty => (),
         }
