@@ -35,6 +35,10 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(512);
+    // First, while the process is fresh, so that its RSS means something.
+    if only.is_empty() || only == "memory" {
+        full_queue_memory(100_000);
+    }
     if only.is_empty() || only == "ingest" {
         ingest(Duration::from_secs(secs));
     }
@@ -44,15 +48,6 @@ fn main() {
         delivery(Proto::Legacy, ms100, workers, 20_000, false);
         delivery(Proto::Legacy, ms100, workers, 20_000, true);
     }
-    if only == "probe" {
-        delivery(
-            Proto::Legacy,
-            Duration::from_millis(100),
-            workers,
-            20_000,
-            true,
-        );
-    }
     if only.is_empty() || only == "v1" {
         let ms100 = Duration::from_millis(100);
         delivery(Proto::V1, Duration::ZERO, workers, 20_000, true);
@@ -61,9 +56,7 @@ fn main() {
         // 100 ms that takes the README's 1.25 x rate x latency = 1250 workers.
         delivery(Proto::V1, ms100, 1250, 40_000, true);
     }
-    if only.is_empty() || only == "memory" {
-        full_queue_memory(100_000);
-    }
+
     println!(
         "peak RSS of this process (relay + mock + clients): {} MiB",
         peak_rss_mib()
@@ -153,9 +146,9 @@ fn full_queue_memory(n: usize) {
             "--max-pending",
             &max,
             "--upstream-timeout-ms",
-            "1000",
-            "--retries",
-            "0",
+            "900000",
+            "--shutdown-timeout-ms",
+            "100",
         ],
         Some(&dir.0),
     );

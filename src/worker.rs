@@ -155,8 +155,7 @@ impl Pool {
         failures.log(self.upstream.name());
 
         if retry.is_empty() {
-            self.tokens_done(&d, finished_ids);
-            self.chunk_done(&d);
+            self.chunk_done(&d, finished_ids);
             return;
         }
         if d.tries >= self.retries {
@@ -170,8 +169,7 @@ impl Pool {
             );
             self.stats.failed(retry.len(), retry_reason);
             finished_ids.extend(retry_ids);
-            self.tokens_done(&d, finished_ids);
-            self.chunk_done(&d);
+            self.chunk_done(&d, finished_ids);
             return;
         }
         let now = Instant::now();
@@ -219,13 +217,17 @@ impl Pool {
         }
     }
 
-    /// A chunk has no token left to send; the last chunk ends its request.
-    fn chunk_done(&self, d: &Delivery) {
+    /// A chunk has no token left to send (`ids` are its last ones); the
+    /// last chunk ends its request, whose removal from the store takes its
+    /// remaining token rows with it, so they need no removal of their own.
+    fn chunk_done(&self, d: &Delivery, ids: Vec<u32>) {
         if d.job.chunk_done() {
             self.stats.finished(d.job.id);
             if let Some(store) = &self.store {
                 store.request_done(d.job.id);
             }
+        } else {
+            self.tokens_done(d, ids);
         }
     }
 }

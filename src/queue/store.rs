@@ -369,7 +369,7 @@ fn recover(db: &Database) -> Result<Recovered, String> {
 fn write_loop(db: Database, rx: Receiver<Op>, health: &Mutex<Health>) {
     let mut closing = false;
     while !closing {
-        let Ok(first) = rx.recv() else { return };
+        let Ok(first) = rx.recv() else { break };
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -391,6 +391,14 @@ fn write_loop(db: Database, rx: Receiver<Op>, health: &Mutex<Health>) {
             let _ = ack.send(result.clone());
         }
     }
+    // Make the last non-durable commits (worker progress) durable.
+    let last = db
+        .begin_write()
+        .map_err(|e| e.to_string())
+        .and_then(|w| w.commit().map_err(|e| e.to_string()));
+    if let Err(e) = last {
+        log::error!("queue store: final commit failed: {e}");
+    }
 }
 
 fn apply(
@@ -399,7 +407,18 @@ fn apply(
     acks: &mut Vec<Sender<Result<(), String>>>,
 ) -> Result<(), String> {
     let e = |e: &dyn std::fmt::Display| e.to_string();
-    let w = db.begin_write().map_err(|x| e(&x))?;
+    let mut w = db.begin_write().map_err(|x| e(&x))?;
+    // Only accepts and drains have a caller waiting for durability. A batch
+    // of worker progress alone (tokens done, retries due) is committed
+    // without an fsync: it becomes durable with the next durable commit, and
+    // losing it in a crash only means those tokens are sent again.
+    let someone_waits = batch
+        .iter()
+        .any(|op| matches!(op, Op::Accept { .. } | Op::Drained { .. }));
+    if !someone_waits {
+        w.set_durability(redb::Durability::None)
+            .map_err(|x| e(&x))?;
+    }
     // No `set_quick_repair`: it made every commit about five times slower
     // here (an extra write of the allocator state), and the queue's file
     // stays small (bounded by --max-pending), so a full repair after a
