@@ -439,3 +439,65 @@ fn sigkill_at_any_moment_loses_nothing_answered_ok() {
     let bound = (acked.len() as u32 / 10).max(4 * (8 * 2) * 2);
     assert!(dupes <= bound, "{dupes} duplicates (bound {bound})");
 }
+
+#[test]
+fn a_second_signal_exits_at_once_and_the_store_keeps_everything() {
+    let mock = mock();
+    mock.set_latency(Duration::from_secs(3));
+    let dir = Dir::new("twice");
+    let url = mock.legacy_url();
+    let args = [
+        "--apikey",
+        API_KEY,
+        "--gcm-endpoint",
+        &url,
+        "--port",
+        "0",
+        "--data-dir",
+        dir.arg(),
+        "--workers",
+        "1",
+        "--shutdown-timeout-ms",
+        "30000",
+    ];
+    let mut gocm = Running::start(&args, &[]);
+    let addr = gocm.addr();
+    let agent = client();
+    for t in ["twice-0", "twice-1", "twice-2"] {
+        let body = format!("tokens={t}&payload={{}}");
+        let a = post_to(
+            &agent,
+            &format!("http://{addr}/gcm/send"),
+            "application/x-www-form-urlencoded",
+            body.as_bytes(),
+        );
+        assert_eq!(a.status, 200);
+    }
+    wait_until("a call in flight", Duration::from_secs(5), || {
+        mock.received("twice-0") == 1
+    });
+    gocm.signal("TERM");
+    wait_until("draining", Duration::from_secs(5), || {
+        gocm.log().contains("draining")
+    });
+    let second = Instant::now();
+    gocm.signal("TERM");
+    let status = gocm.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(1), "{}", gocm.log());
+    assert!(
+        second.elapsed() < Duration::from_secs(2),
+        "the second signal waited for the in-flight call"
+    );
+    mock.set_latency(Duration::ZERO);
+    let gocm = Running::start(&args, &[]);
+    gocm.addr();
+    wait_until(
+        "every request after the restart",
+        Duration::from_secs(15),
+        || {
+            ["twice-0", "twice-1", "twice-2"]
+                .iter()
+                .all(|t| mock.delivered(t) >= 1)
+        },
+    );
+}
