@@ -78,7 +78,7 @@ pub struct Cli {
     pub auth_token_file: Option<PathBuf>,
 
     /// upstream worker threads, i.e. concurrent upstream calls (default:
-    /// 512, enough for ~5,000 calls/s at 100 ms upstream latency)
+    /// 512: at most ~5,000 calls/s at 100 ms upstream latency)
     #[argh(option, default = "512")]
     pub workers: usize,
 
