@@ -62,6 +62,17 @@ fn relay(mock: &MockFcm, dir: &Dir, extra: &[&str]) -> Relay {
     start(&args)
 }
 
+/// Flags for the real binary on `dir` in front of `mock`, then `extra`.
+fn binary_args(mock: &MockFcm, dir: &Dir, extra: &[&str]) -> Vec<String> {
+    let url = mock.legacy_url();
+    ["--apikey", API_KEY, "--gcm-endpoint", &url]
+        .iter()
+        .chain(&["--port", "0", "--data-dir", dir.arg()])
+        .chain(extra)
+        .map(|s| s.to_string())
+        .collect()
+}
+
 fn send(relay: &Relay, tokens: &[&str]) -> common::Answer {
     let body = serde_json::json!({"tokens": tokens, "payload": {"k": "v"}}).to_string();
     post_to(
@@ -266,21 +277,7 @@ fn sigterm_drains_in_flight_calls_and_keeps_the_rest() {
     let mock = mock();
     mock.set_latency(Duration::from_millis(800));
     let dir = Dir::new("sigterm");
-    let url = mock.legacy_url();
-    let args = [
-        "--apikey",
-        API_KEY,
-        "--gcm-endpoint",
-        &url,
-        "--port",
-        "0",
-        "--data-dir",
-        dir.arg(),
-        "--workers",
-        "2",
-        "--log-level",
-        "info",
-    ];
+    let args = binary_args(&mock, &dir, &["--workers", "2", "--log-level", "info"]);
     let mut gocm = Running::start(&args, &[]);
     let addr = gocm.addr();
     let agent = client();
@@ -339,21 +336,7 @@ fn sigkill_at_any_moment_loses_nothing_answered_ok() {
     let mock = mock();
     mock.set_latency(Duration::from_millis(30));
     let dir = Dir::new("crash");
-    let url = mock.legacy_url();
-    let args = [
-        "--apikey",
-        API_KEY,
-        "--gcm-endpoint",
-        &url,
-        "--port",
-        "0",
-        "--data-dir",
-        dir.arg(),
-        "--workers",
-        "8",
-        "--backoff-ms",
-        "50",
-    ];
+    let args = binary_args(&mock, &dir, &["--workers", "8", "--backoff-ms", "50"]);
     let acked = Mutex::new(Vec::<String>::new());
     for (round, kill_after) in [150u64, 400, 30, 700].into_iter().enumerate() {
         let gocm = Running::start(&args, &[]);
@@ -445,21 +428,11 @@ fn a_second_signal_exits_at_once_and_the_store_keeps_everything() {
     let mock = mock();
     mock.set_latency(Duration::from_secs(3));
     let dir = Dir::new("twice");
-    let url = mock.legacy_url();
-    let args = [
-        "--apikey",
-        API_KEY,
-        "--gcm-endpoint",
-        &url,
-        "--port",
-        "0",
-        "--data-dir",
-        dir.arg(),
-        "--workers",
-        "1",
-        "--shutdown-timeout-ms",
-        "30000",
-    ];
+    let args = binary_args(
+        &mock,
+        &dir,
+        &["--workers", "1", "--shutdown-timeout-ms", "30000"],
+    );
     let mut gocm = Running::start(&args, &[]);
     let addr = gocm.addr();
     let agent = client();

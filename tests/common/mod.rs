@@ -403,7 +403,7 @@ pub struct Running {
 }
 
 impl Running {
-    pub fn start(args: &[&str], env: &[(&str, &str)]) -> Running {
+    pub fn start<S: AsRef<std::ffi::OsStr>>(args: &[S], env: &[(&str, &str)]) -> Running {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_gocm"));
         cmd.args(args)
             .env_remove("GOCM_APIKEY")
