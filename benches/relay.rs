@@ -14,12 +14,11 @@ use gocm::config::Config;
 use gocm::Relay;
 use mock_fcm::{MockFcm, MockOptions};
 
-/// Keep-alive client connections in the ingest and delivery runs: a busy
-/// backend has many app-server threads posting at once, and group commit
-/// only helps when requests arrive together.
+/// Keep-alive client connections in the ingest and delivery runs (gocm's
+/// default `--http-threads` is as many): a busy backend has many app-server
+/// threads posting at once, and group commit only helps when requests
+/// arrive together.
 const CLIENTS: usize = 32;
-/// gocm's default `--http-threads`; the bare responder gets as many.
-const HTTP_THREADS: usize = 32;
 
 fn main() {
     let secs: u64 = std::env::var("GOCM_BENCH_SECS")
@@ -40,7 +39,9 @@ fn main() {
         full_queue_memory(100_000);
     }
     if only.is_empty() || only == "ingest" {
-        ingest(Duration::from_secs(secs));
+        // Group commit fills with concurrent senders: measured at two sizes.
+        ingest(Duration::from_secs(secs), CLIENTS);
+        ingest(Duration::from_secs(secs), 2 * CLIENTS);
     }
     if only.is_empty() || only == "delivery" {
         let ms100 = Duration::from_millis(100);
@@ -68,10 +69,13 @@ fn main() {
 /// Keep-alive clients posting 1-token sends: gocm against a bare tiny_http
 /// responder (same socket options, same handler threads) that reads the
 /// body and answers `ok`.
-fn ingest(run: Duration) {
-    println!("\n## ingest: {CLIENTS} keep-alive clients, 1-token form sends, {HTTP_THREADS} handler threads");
-    let bare = BareResponder::start();
-    let ceiling = hammer(bare.addr, run);
+fn ingest(run: Duration, clients: usize) {
+    // As many handler threads as clients, for gocm and the bare responder.
+    println!(
+        "\n## ingest: {clients} keep-alive clients, 1-token form sends, {clients} handler threads"
+    );
+    let bare = BareResponder::start(clients);
+    let ceiling = hammer(bare.addr, run, clients);
     print_run("bare tiny_http responder", &ceiling, None);
 
     // The upstream answers after a minute and few workers exist, so the
@@ -80,7 +84,10 @@ fn ingest(run: Duration) {
         latency: Duration::from_secs(60),
         ..MockOptions::default()
     });
+    let threads = clients.to_string();
     let stalled = [
+        "--http-threads",
+        &threads,
         "--workers",
         "2",
         "--queue-size",
@@ -93,13 +100,13 @@ fn ingest(run: Duration) {
         "0",
     ];
     let relay = start_relay(&mock, &stalled, None);
-    let memory = hammer(relay.addr(), run);
+    let memory = hammer(relay.addr(), run, clients);
     print_run("gocm, queue in memory", &memory, Some(&ceiling));
     drop(relay);
 
     let dir = TempDir::new("ingest");
     let relay = start_relay(&mock, &stalled, Some(&dir.0));
-    let durable = hammer(relay.addr(), run);
+    let durable = hammer(relay.addr(), run, clients);
     print_run("gocm, durable queue", &durable, Some(&ceiling));
     println!(
         "{:<28} durable / in-memory = {:.2} (group commit: one fsync serves many requests)",
@@ -210,11 +217,11 @@ fn print_run(name: &str, r: &RunResult, ceiling: Option<&RunResult>) {
     );
 }
 
-/// `CLIENTS` threads, one keep-alive connection each, posting for `run`.
-fn hammer(addr: SocketAddr, run: Duration) -> RunResult {
+/// `clients` threads, one keep-alive connection each, posting for `run`.
+fn hammer(addr: SocketAddr, run: Duration, clients: usize) -> RunResult {
     let stop = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
-    let threads: Vec<_> = (0..CLIENTS)
+    let threads: Vec<_> = (0..clients)
         .map(|c| {
             let stop = stop.clone();
             std::thread::spawn(move || {
@@ -306,12 +313,12 @@ struct BareResponder {
 }
 
 impl BareResponder {
-    fn start() -> BareResponder {
+    fn start(threads: usize) -> BareResponder {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         socket2::SockRef::from(&l).set_tcp_nodelay(true).unwrap();
         let addr = l.local_addr().unwrap();
         let server = Arc::new(tiny_http::Server::from_listener(l, None).unwrap());
-        let threads = (0..HTTP_THREADS)
+        let threads = (0..threads)
             .map(|_| {
                 let server = server.clone();
                 std::thread::spawn(move || {
