@@ -110,19 +110,15 @@ impl SendPlan {
         )
         .map_err(|e| Error::Config(format!("gocm send: {}", e.message)))?;
 
-        macro_rules! overlay {
-            ($($field:ident),*) => { $( if let Some(v) = args.$field { top.$field = v.into(); } )* };
-        }
-        overlay!(
-            apikey,
-            apikey_file,
-            credentials,
-            project_id,
-            fcm_endpoint,
-            gcm_endpoint,
-            connect_timeout_ms,
-            upstream_timeout_ms
-        );
+        // A flag given after `send` wins over the same flag given before it.
+        top.apikey = args.apikey.or(top.apikey);
+        top.apikey_file = args.apikey_file.or(top.apikey_file);
+        top.credentials = args.credentials.or(top.credentials);
+        top.project_id = args.project_id.or(top.project_id);
+        top.fcm_endpoint = args.fcm_endpoint.unwrap_or(top.fcm_endpoint);
+        top.gcm_endpoint = args.gcm_endpoint.unwrap_or(top.gcm_endpoint);
+        top.connect_timeout_ms = args.connect_timeout_ms.unwrap_or(top.connect_timeout_ms);
+        top.upstream_timeout_ms = args.upstream_timeout_ms.unwrap_or(top.upstream_timeout_ms);
         // Nothing but the provider runs: no store, one idle connection.
         top.data_dir = "none".into();
         top.workers = 1;

@@ -6,7 +6,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{call, client, post_to, unix_http, wait_until, Running, TempFile};
+use common::{call, client, post_form_to, unix_http, wait_until, Running, TempFile};
 use mock_fcm::{MockFcm, MockOptions, ScriptBody, Scripted};
 
 const KEY: &str = "AIzaSy-very-secret-server-key";
@@ -110,12 +110,7 @@ fn go_style_flags_start_the_server() {
         &[],
     );
     let addr = gocm.addr();
-    let a = post_to(
-        &client(),
-        &format!("http://{addr}/gcm/send"),
-        "application/x-www-form-urlencoded",
-        b"tokens=go-1&payload={}",
-    );
+    let a = post_form_to(&client(), &addr, "tokens=go-1&payload={}");
     assert_eq!((a.status, a.body.as_str()), (200, "ok\n"));
     wait_until("delivery", Duration::from_secs(10), || {
         mock.delivered("go-1") == 1
@@ -155,12 +150,7 @@ fn api_key_from_environment_never_reaches_the_log() {
     let agent = client();
     let send = |t: &str| {
         let body = format!("tokens={t}&payload={{}}");
-        post_to(
-            &agent,
-            &format!("http://{addr}/gcm/send"),
-            "application/x-www-form-urlencoded",
-            body.as_bytes(),
-        )
+        post_form_to(&agent, &addr, &body)
     };
     // One at a time: the scripted 401 must meet the first send.
     assert_eq!(send("env-1").status, 200);

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{client, post_to, start, wait_until, Running, API_KEY};
+use common::{client, post_form_to, post_to, start, wait_until, Running, API_KEY};
 use gocm::Relay;
 use mock_fcm::{MockFcm, MockOptions};
 use serde_json::Value;
@@ -284,12 +284,7 @@ fn sigterm_drains_in_flight_calls_and_keeps_the_rest() {
     let tokens: Vec<String> = (0..6).map(|i| format!("term-{i}")).collect();
     for t in &tokens {
         let body = format!("tokens={t}&payload={{}}");
-        let a = post_to(
-            &agent,
-            &format!("http://{addr}/gcm/send"),
-            "application/x-www-form-urlencoded",
-            body.as_bytes(),
-        );
+        let a = post_form_to(&agent, &addr, &body);
         assert_eq!(a.status, 200);
     }
     wait_until("two calls in flight", Duration::from_secs(5), || {
@@ -300,12 +295,7 @@ fn sigterm_drains_in_flight_calls_and_keeps_the_rest() {
     wait_until("draining", Duration::from_secs(5), || {
         gocm.log().contains("draining")
     });
-    let a = post_to(
-        &agent,
-        &format!("http://{addr}/gcm/send"),
-        "application/x-www-form-urlencoded",
-        b"tokens=late&payload={}",
-    );
+    let a = post_form_to(&agent, &addr, "tokens=late&payload={}");
     assert_eq!(a.status, 503, "{}", a.body);
     assert!(gocm.wait_exit(Duration::from_secs(15)).success(), "exit 0");
     // The two in-flight calls finished; the other four were never sent.
@@ -438,12 +428,7 @@ fn a_second_signal_exits_at_once_and_the_store_keeps_everything() {
     let agent = client();
     for t in ["twice-0", "twice-1", "twice-2"] {
         let body = format!("tokens={t}&payload={{}}");
-        let a = post_to(
-            &agent,
-            &format!("http://{addr}/gcm/send"),
-            "application/x-www-form-urlencoded",
-            body.as_bytes(),
-        );
+        let a = post_form_to(&agent, &addr, &body);
         assert_eq!(a.status, 200);
     }
     wait_until("a call in flight", Duration::from_secs(5), || {

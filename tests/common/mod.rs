@@ -359,6 +359,16 @@ pub fn post_to(agent: &ureq::Agent, url: &str, content_type: &str, body: &[u8]) 
     )
 }
 
+/// Posts a form body to `/gcm/send` of the gocm at `addr` (`host:port`).
+pub fn post_form_to(agent: &ureq::Agent, addr: &str, body: &str) -> Answer {
+    post_to(
+        agent,
+        &format!("http://{addr}/gcm/send"),
+        "application/x-www-form-urlencoded",
+        body.as_bytes(),
+    )
+}
+
 /// Polls `cond` every few milliseconds until it holds; fails the test if
 /// `timeout` passes first.
 pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
