@@ -9,6 +9,7 @@
 pub mod instrumented;
 pub mod legacy;
 pub mod oauth;
+pub mod resolver;
 pub mod retry_after;
 pub mod v1;
 
@@ -264,7 +265,7 @@ impl Agents {
 /// Buffers are 16 KiB, not ureq's 128 KiB: answers are small, and with
 /// hundreds of pooled connections the default cost 256 KiB of memory each.
 fn agent(cfg: &HttpClientConfig, max_idle: usize) -> ureq::Agent {
-    ureq::Agent::config_builder()
+    let config = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_connect(Some(cfg.connect_timeout))
         .timeout_global(Some(cfg.call_timeout))
@@ -274,8 +275,12 @@ fn agent(cfg: &HttpClientConfig, max_idle: usize) -> ureq::Agent {
         .input_buffer_size(16 * 1024)
         .output_buffer_size(16 * 1024)
         .user_agent(concat!("gocm/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .new_agent()
+        .build();
+    ureq::Agent::with_parts(
+        config,
+        ureq::unversioned::transport::DefaultConnector::default(),
+        resolver::CachingResolver::new(),
+    )
 }
 
 /// Classifies a transport error (no HTTP status): timeouts are
