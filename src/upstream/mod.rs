@@ -6,6 +6,7 @@
 //! 401) are reported as the same outcome for every token, so the worker has a
 //! single code path: providers classify, the worker decides what to do.
 
+pub mod coalesce;
 pub mod instrumented;
 pub mod legacy;
 pub mod oauth;
@@ -18,6 +19,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use ureq::unversioned::transport::Connector;
 
 use crate::config::{Config, HttpClientConfig, Provider};
 use crate::error::Error;
@@ -278,7 +280,8 @@ fn agent(cfg: &HttpClientConfig, max_idle: usize) -> ureq::Agent {
         .build();
     ureq::Agent::with_parts(
         config,
-        ureq::unversioned::transport::DefaultConnector::default(),
+        ureq::unversioned::transport::DefaultConnector::default()
+            .chain(coalesce::CoalescingConnector),
         resolver::CachingResolver::new(),
     )
 }
