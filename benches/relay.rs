@@ -2,7 +2,10 @@
 //! measured in the same run, printed as ratios. No assertions: speed is
 //! measured here, not in the tests.
 //!
-//! Set `GOCM_BENCH_SECS` (default 3) to change how long each ingest run lasts.
+//! Set `GOCM_BENCH_SECS` (default 3) to change how long each ingest run lasts,
+//! `GOCM_BENCH_ONLY` to `memory`, `ingest`, `delivery`, `v1` or `v1-quota` (the
+//! 1250-worker runs alone) to run one part, `GOCM_BENCH_WORKERS` (default 512)
+//! to change the worker count of the 512-worker runs.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -45,17 +48,24 @@ fn main() {
     }
     if only.is_empty() || only == "delivery" {
         let ms100 = Duration::from_millis(100);
-        delivery(Proto::Legacy, Duration::ZERO, workers, 20_000, false);
-        delivery(Proto::Legacy, ms100, workers, 20_000, false);
-        delivery(Proto::Legacy, ms100, workers, 20_000, true);
+        delivery(Proto::Legacy, Duration::ZERO, workers, 20_000, 1, false);
+        delivery(Proto::Legacy, ms100, workers, 20_000, 1, false);
+        delivery(Proto::Legacy, ms100, workers, 20_000, 1, true);
     }
-    if only.is_empty() || only == "v1" {
+    if only.is_empty() || only == "v1" || only == "v1-quota" {
         let ms100 = Duration::from_millis(100);
-        delivery(Proto::V1, Duration::ZERO, workers, 20_000, true);
-        delivery(Proto::V1, ms100, workers, 20_000, true);
+        if only != "v1-quota" {
+            delivery(Proto::V1, Duration::ZERO, workers, 20_000, 1, true);
+            delivery(Proto::V1, ms100, workers, 20_000, 1, true);
+        }
         // FCM's default quota, 600,000 messages a minute, is 10,000/s: at
         // 100 ms that takes the README's 1.25 x rate x latency = 1250 workers.
-        delivery(Proto::V1, ms100, 1250, 40_000, true);
+        // v1 sends one call per token, so a send to 10 devices is 10
+        // messages: with 1-token sends every message is also a durable
+        // intake, which the in-memory run shows the price of.
+        delivery(Proto::V1, ms100, 1250, 40_000, 1, true);
+        delivery(Proto::V1, ms100, 1250, 40_000, 1, false);
+        delivery(Proto::V1, ms100, 1250, 60_000, 10, true);
     }
 
     println!(
@@ -349,8 +359,9 @@ impl BareResponder {
 
 // -------------------------------------------------------------- delivery --
 
-/// `messages` 1-token sends through gocm to the mock at `latency`:
-/// messages/s from the first post until the last delivery, and TCP
+/// `messages` tokens, `per_send` to a send, through gocm to the mock at
+/// `latency`: messages (tokens delivered)/s from the first post until the
+/// last delivery, and TCP
 /// connections the mock saw. Ceiling at 0 ms: the mock's own rate, loaded
 /// directly by `workers` keep-alive clients; at >0 ms: `workers / latency`.
 #[derive(Clone, Copy, PartialEq)]
@@ -359,9 +370,16 @@ enum Proto {
     V1,
 }
 
-fn delivery(proto: Proto, latency: Duration, workers: usize, messages: usize, durable: bool) {
+fn delivery(
+    proto: Proto,
+    latency: Duration,
+    workers: usize,
+    messages: usize,
+    per_send: usize,
+    durable: bool,
+) {
     println!(
-        "\n## delivery, {}: {messages} 1-token messages, mock latency {} ms, --workers {workers}, queue {}",
+        "\n## delivery, {}: {messages} messages in {per_send}-token sends, mock latency {} ms, --workers {workers}, queue {}",
         if proto == Proto::V1 { "FCM HTTP v1" } else { "legacy" },
         latency.as_millis(),
         if durable { "durable" } else { "in memory" }
@@ -414,14 +432,18 @@ fn delivery(proto: Proto, latency: Duration, workers: usize, messages: usize, du
     let relay = start_relay(&mock, &extra, durable.then_some(dir.0.as_path()));
     let addr = relay.addr();
     let start = Instant::now();
-    let per_client = messages / CLIENTS;
+    let per_client = messages / CLIENTS / per_send;
     let posters: Vec<_> = (0..CLIENTS)
         .map(|c| {
             std::thread::spawn(move || {
                 let mut conn = Conn::open(addr);
                 for i in 0..per_client {
-                    let status =
-                        conn.post("/gcm/send", &format!("tokens=d-{c}-{i}&payload=%7B%7D"));
+                    let mut body = String::new();
+                    for t in 0..per_send {
+                        body.push_str(&format!("tokens=d-{c}-{i}-{t}&"));
+                    }
+                    body.push_str("payload=%7B%7D");
+                    let status = conn.post("/gcm/send", &body);
                     assert_eq!(status, 200);
                 }
             })
@@ -431,7 +453,7 @@ fn delivery(proto: Proto, latency: Duration, workers: usize, messages: usize, du
         p.join().unwrap();
     }
     let posted = start.elapsed();
-    let total = (per_client * CLIENTS) as u64;
+    let total = (per_client * CLIENTS * per_send) as u64;
     let deadline = Instant::now() + Duration::from_secs(120);
     while relay.stats().report().delivered < total && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(2));

@@ -192,12 +192,8 @@ impl Pool {
         self.stats.retried(retry.len());
         self.tokens_done(&d, finished_ids);
         if let Some(store) = &self.store {
-            let pairs = retry_ids
-                .iter()
-                .copied()
-                .zip(retry.iter().cloned())
-                .collect();
-            store.tokens_retry(d.job.id, pairs, d.tries + 1, SystemTime::now() + wait);
+            let ids = retry_ids.clone();
+            store.tokens_retry(d.job.id, ids, d.tries + 1, SystemTime::now() + wait);
         }
         self.queue.retry_at(
             at,
@@ -219,7 +215,7 @@ impl Pool {
 
     /// A chunk has no token left to send (`ids` are its last ones); the
     /// last chunk ends its request, whose removal from the store takes its
-    /// remaining token rows with it, so they need no removal of their own.
+    /// token states with it, so its last tokens need no record of their own.
     fn chunk_done(&self, d: &Delivery, ids: Vec<u32>) {
         if d.job.chunk_done() {
             self.stats.finished(d.job.id);

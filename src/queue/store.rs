@@ -9,11 +9,15 @@
 //! dies before they commit, those tokens are simply sent again on restart,
 //! which only affects calls that were in flight at the crash.
 //!
-//! Layout: `messages` (request id → message JSON), `tokens` ((request id,
-//! token index) → (token, tries, due time in ms since the epoch)), and the
-//! two report lists (sequence number → entry) until a client drains them.
+//! Layout: `requests` (request id → (message JSON, tokens)), `token_state`
+//! ((request id, token index) → (tries, due time in ms since the epoch), or
+//! done), and the two report lists (sequence number → entry) until a client
+//! drains them. A token without a state row is waiting for its first try.
+//! An accept is one row in one table, and a request delivered at the first
+//! try never gets a state row: a commit costs about the same whatever it
+//! holds, but each table it touches adds pages to write.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -27,13 +31,16 @@ use crate::error::Error;
 use crate::stats::Canonical;
 use crate::upstream::Message;
 
-const MESSAGES: TableDefinition<u64, &[u8]> = TableDefinition::new("messages");
-const TOKENS: TableDefinition<(u64, u32), (&str, u32, u64)> = TableDefinition::new("tokens");
+const REQUESTS: TableDefinition<u64, (&[u8], Vec<&str>)> = TableDefinition::new("requests");
+const TOKEN_STATE: TableDefinition<(u64, u32), (u32, u64)> = TableDefinition::new("token_state");
 const CANONICAL: TableDefinition<u64, (&str, &str)> = TableDefinition::new("canonical");
 const NOTREGISTERED: TableDefinition<u64, &str> = TableDefinition::new("notregistered");
 
 /// Most operations folded into one transaction.
 const MAX_BATCH: usize = 8192;
+
+/// `tries` in a `token_state` row whose token is finished.
+const DONE: u32 = u32::MAX;
 
 /// The file inside `--data-dir`.
 pub const FILE_NAME: &str = "queue.redb";
@@ -51,7 +58,7 @@ enum Op {
     },
     TokensRetry {
         request: u64,
-        tokens: Vec<(u32, String)>,
+        ids: Vec<u32>,
         tries: u32,
         due_ms: u64,
     },
@@ -105,8 +112,8 @@ pub struct TokenGroup {
     pub tokens: Vec<(u32, String)>,
 }
 
-/// Recovered token rows: request → (tries, due ms) → tokens.
-type Rows = BTreeMap<u64, BTreeMap<(u32, u64), Vec<(u32, String)>>>;
+/// Recovered `token_state` rows: request → token index → (tries, due ms).
+type States = BTreeMap<u64, BTreeMap<u32, (u32, u64)>>;
 
 /// The handle every thread shares.
 #[derive(Clone)]
@@ -159,7 +166,7 @@ impl Store {
             .set_check_integrity_on_open(true)
             .create(&path)
             .map_err(|e| open_error(&path, e))?;
-        let recovered = recover(&db).map_err(|e| {
+        let (recovered, stated) = recover(&db).map_err(|e| {
             Error::Store(format!(
                 "{}: cannot read the queue ({e}); it is left as it is: move it away to start empty",
                 path.display()
@@ -172,7 +179,7 @@ impl Store {
             .name("gocm-store".into())
             .spawn(move || {
                 let _closed = ClosedOnDrop(writer_health.clone());
-                write_loop(db, rx, &writer_health)
+                write_loop(db, rx, &writer_health, stated)
             })
             .map_err(|source| Error::Io {
                 what: "starting the store writer".into(),
@@ -216,16 +223,10 @@ impl Store {
         }
     }
 
-    pub fn tokens_retry(
-        &self,
-        request: u64,
-        tokens: Vec<(u32, String)>,
-        tries: u32,
-        due: SystemTime,
-    ) {
+    pub fn tokens_retry(&self, request: u64, ids: Vec<u32>, tries: u32, due: SystemTime) {
         let _ = self.tx.send(Op::TokensRetry {
             request,
-            tokens,
+            ids,
             tries,
             due_ms: to_ms(due),
         });
@@ -284,12 +285,13 @@ fn from_ms(ms: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(ms)
 }
 
-fn recover(db: &Database) -> Result<Recovered, String> {
+/// Reads what the store holds, and which requests have `token_state` rows.
+fn recover(db: &Database) -> Result<(Recovered, HashSet<u64>), String> {
     let e = |e: &dyn std::fmt::Display| e.to_string();
     // Create the tables on first start, so that reads below find them.
     let w = db.begin_write().map_err(|x| e(&x))?;
-    w.open_table(MESSAGES).map_err(|x| e(&x))?;
-    w.open_table(TOKENS).map_err(|x| e(&x))?;
+    w.open_table(REQUESTS).map_err(|x| e(&x))?;
+    w.open_table(TOKEN_STATE).map_err(|x| e(&x))?;
     w.open_table(CANONICAL).map_err(|x| e(&x))?;
     w.open_table(NOTREGISTERED).map_err(|x| e(&x))?;
     w.commit().map_err(|x| e(&x))?;
@@ -297,35 +299,43 @@ fn recover(db: &Database) -> Result<Recovered, String> {
     let r = db.begin_read().map_err(|x| e(&x))?;
     let mut out = Recovered::default();
     let mut next = 1u64;
-    let mut groups: Rows = BTreeMap::new();
+    let mut states: States = BTreeMap::new();
     for row in r
-        .open_table(TOKENS)
+        .open_table(TOKEN_STATE)
         .map_err(|x| e(&x))?
         .iter()
         .map_err(|x| e(&x))?
     {
         let (k, v) = row.map_err(|x| e(&x))?;
         let (request, idx) = k.value();
-        let (token, tries, due) = v.value();
-        groups
-            .entry(request)
-            .or_default()
-            .entry((tries, due))
-            .or_default()
-            .push((idx, token.to_string()));
+        states.entry(request).or_default().insert(idx, v.value());
     }
-    let messages = r.open_table(MESSAGES).map_err(|x| e(&x))?;
-    for row in messages.iter().map_err(|x| e(&x))? {
+    let stated: HashSet<u64> = states.keys().copied().collect();
+    let requests = r.open_table(REQUESTS).map_err(|x| e(&x))?;
+    for row in requests.iter().map_err(|x| e(&x))? {
         let (k, v) = row.map_err(|x| e(&x))?;
         let id = k.value();
         next = next.max(id + 1);
-        let message: Message = serde_json::from_slice(v.value())
+        let (message, tokens) = v.value();
+        let message: Message = serde_json::from_slice(message)
             .map_err(|x| format!("request {id}: unreadable message: {x}"))?;
-        let g = groups.remove(&id).unwrap_or_default();
+        let state = states.remove(&id).unwrap_or_default();
+        // (tries, due ms) → tokens, so that tokens sharing a retry state
+        // travel together again.
+        let mut groups: BTreeMap<(u32, u64), Vec<(u32, String)>> = BTreeMap::new();
+        for (idx, token) in (0u32..).zip(tokens) {
+            let (tries, due) = state.get(&idx).copied().unwrap_or((0, 0));
+            if tries != DONE {
+                groups
+                    .entry((tries, due))
+                    .or_default()
+                    .push((idx, token.to_string()));
+            }
+        }
         out.requests.push(RecoveredRequest {
             id,
             message,
-            groups: g
+            groups: groups
                 .into_iter()
                 .map(|((tries, due), tokens)| TokenGroup {
                     tries,
@@ -363,10 +373,13 @@ fn recover(db: &Database) -> Result<Recovered, String> {
         out.notregistered.push((k.value(), v.value().to_string()));
     }
     out.next_id = next;
-    Ok(out)
+    Ok((out, stated))
 }
 
-fn write_loop(db: Database, rx: Receiver<Op>, health: &Mutex<Health>) {
+fn write_loop(db: Database, rx: Receiver<Op>, health: &Mutex<Health>, stated: HashSet<u64>) {
+    // Requests that have `token_state` rows: only their end needs a sweep
+    // of that table.
+    let mut stated = stated;
     let mut closing = false;
     while !closing {
         let Ok(first) = rx.recv() else { break };
@@ -382,7 +395,7 @@ fn write_loop(db: Database, rx: Receiver<Op>, health: &Mutex<Health>) {
             closing = true;
         }
         let mut acks = Vec::new();
-        let result = apply(&db, batch, &mut acks).map_err(|e| {
+        let result = apply(&db, batch, &mut acks, &mut stated).map_err(|e| {
             log::error!("queue store write failed: {e}");
             e
         });
@@ -405,6 +418,7 @@ fn apply(
     db: &Database,
     batch: Vec<Op>,
     acks: &mut Vec<Sender<Result<(), String>>>,
+    stated: &mut HashSet<u64>,
 ) -> Result<(), String> {
     let e = |e: &dyn std::fmt::Display| e.to_string();
     let mut w = db.begin_write().map_err(|x| e(&x))?;
@@ -424,8 +438,8 @@ fn apply(
     // stays small (bounded by --max-pending), so a full repair after a
     // crash is quick anyway.
     {
-        let mut messages = w.open_table(MESSAGES).map_err(|x| e(&x))?;
-        let mut tokens = w.open_table(TOKENS).map_err(|x| e(&x))?;
+        let mut requests = w.open_table(REQUESTS).map_err(|x| e(&x))?;
+        let mut states = w.open_table(TOKEN_STATE).map_err(|x| e(&x))?;
         let mut canonical = w.open_table(CANONICAL).map_err(|x| e(&x))?;
         let mut notregistered = w.open_table(NOTREGISTERED).map_err(|x| e(&x))?;
         for op in batch {
@@ -433,41 +447,41 @@ fn apply(
                 Op::Accept {
                     request,
                     message,
-                    tokens: list,
+                    tokens,
                     ack,
                 } => {
-                    messages
-                        .insert(request, message.as_slice())
+                    let tokens: Vec<&str> = tokens.iter().map(String::as_str).collect();
+                    requests
+                        .insert(request, (message.as_slice(), tokens))
                         .map_err(|x| e(&x))?;
-                    for (i, t) in list.iter().enumerate() {
-                        tokens
-                            .insert((request, i as u32), (t.as_str(), 0u32, 0u64))
-                            .map_err(|x| e(&x))?;
-                    }
                     acks.push(ack);
                 }
                 Op::TokensDone { request, ids } => {
+                    stated.insert(request);
                     for i in ids {
-                        tokens.remove((request, i)).map_err(|x| e(&x))?;
+                        states.insert((request, i), (DONE, 0)).map_err(|x| e(&x))?;
                     }
                 }
                 Op::TokensRetry {
                     request,
-                    tokens: list,
+                    ids,
                     tries,
                     due_ms,
                 } => {
-                    for (i, t) in list {
-                        tokens
-                            .insert((request, i), (t.as_str(), tries, due_ms))
+                    stated.insert(request);
+                    for i in ids {
+                        states
+                            .insert((request, i), (tries, due_ms))
                             .map_err(|x| e(&x))?;
                     }
                 }
                 Op::RequestDone { request } => {
-                    messages.remove(request).map_err(|x| e(&x))?;
-                    tokens
-                        .retain_in((request, 0)..=(request, u32::MAX), |_, _| false)
-                        .map_err(|x| e(&x))?;
+                    requests.remove(request).map_err(|x| e(&x))?;
+                    if stated.remove(&request) {
+                        states
+                            .retain_in((request, 0)..=(request, u32::MAX), |_, _| false)
+                            .map_err(|x| e(&x))?;
+                    }
                 }
                 Op::AddCanonical { seq, entry } => {
                     canonical
