@@ -19,7 +19,7 @@ use tiny_http::{Header, Method, Request, Response};
 
 use crate::auth::Auth;
 use crate::metrics::{self, Metrics};
-use crate::queue::store::Store;
+use crate::queue::store::{Arrival, Store};
 use crate::queue::{Delivery, Job, Queue};
 use crate::stats::Stats;
 use crate::upstream::{Message, Upstream};
@@ -178,15 +178,22 @@ impl Api {
     }
 
     fn send(&self, rq: &mut Request) -> Result<(), ApiError> {
+        // Before the body is read: the store's next commit may wait for it.
+        let arrival = self.store.as_ref().map(Store::arrival);
         let body = read_body(rq, self.max_body, self.client_timeout)?;
         let content_type = header(rq, "Content-Type");
         let send = send::parse(content_type.as_deref(), &body, self.max_tokens)?;
-        self.enqueue(send.tokens, send.message)
+        self.enqueue(arrival, send.tokens, send.message)
     }
 
     /// Reserves an intake slot, commits the request to the store (when
     /// there is one), then queues it: `ok` is only answered after all three.
-    fn enqueue(&self, tokens: Vec<String>, message: Message) -> Result<(), ApiError> {
+    fn enqueue(
+        &self,
+        arrival: Option<Arrival>,
+        tokens: Vec<String>,
+        message: Message,
+    ) -> Result<(), ApiError> {
         if self.draining.load(Ordering::Acquire) {
             return Err(ApiError::new(
                 503,
@@ -207,8 +214,10 @@ impl Api {
             .reserve()
             .ok_or_else(|| ApiError::new(503, "queue full (--queue-size): retry later"))?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        if let Some(store) = &self.store {
-            store.accept(id, &message, &tokens).map_err(store_error)?;
+        if let (Some(store), Some(arrival)) = (&self.store, arrival) {
+            store
+                .accept(arrival, id, &message, &tokens)
+                .map_err(store_error)?;
         }
         let n = tokens.len();
         self.stats.accepted(id, n);

@@ -8,6 +8,7 @@
 //! the store, so a full queue answers 503 without having stored anything,
 //! and a stored request always finds its slot.
 
+pub mod ack;
 pub mod job;
 pub mod scheduler;
 pub mod store;
