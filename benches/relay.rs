@@ -202,6 +202,8 @@ fn full_queue_memory(n: usize) {
 struct RunResult {
     requests: u64,
     elapsed: Duration,
+    /// CPU time of this whole process (server and clients) during the run.
+    cpu: Duration,
     latencies: Vec<Duration>,
 }
 
@@ -220,16 +222,18 @@ fn print_run(name: &str, r: &RunResult, ceiling: Option<&RunResult>) {
         format!("  ratio {:.2} of the bare responder", r.rate() / c.rate())
     });
     println!(
-        "{name:<28} {:>9.0} req/s  p50 {:>7.3} ms  p99 {:>7.3} ms{ratio}",
+        "{name:<28} {:>9.0} req/s  p50 {:>7.3} ms  p99 {:>7.3} ms  CPU {:>3.0} us/req{ratio}",
         r.rate(),
         r.pct(0.50).as_secs_f64() * 1e3,
         r.pct(0.99).as_secs_f64() * 1e3,
+        r.cpu.as_secs_f64() * 1e6 / r.requests.max(1) as f64,
     );
 }
 
 /// `clients` threads, one keep-alive connection each, posting for `run`.
 fn hammer(addr: SocketAddr, run: Duration, clients: usize) -> RunResult {
     let stop = Arc::new(AtomicBool::new(false));
+    let cpu_before = cpu_time();
     let start = Instant::now();
     let threads: Vec<_> = (0..clients)
         .map(|c| {
@@ -257,10 +261,12 @@ fn hammer(addr: SocketAddr, run: Duration, clients: usize) -> RunResult {
         .flat_map(|t| t.join().unwrap())
         .collect();
     let elapsed = start.elapsed();
+    let cpu = cpu_time() - cpu_before;
     latencies.sort_unstable();
     RunResult {
         requests: latencies.len() as u64,
         elapsed,
+        cpu,
         latencies,
     }
 }
@@ -431,6 +437,7 @@ fn delivery(
     }
     let relay = start_relay(&mock, &extra, durable.then_some(dir.0.as_path()));
     let addr = relay.addr();
+    let cpu_before = cpu_time();
     let start = Instant::now();
     let per_client = messages / CLIENTS / per_send;
     let posters: Vec<_> = (0..CLIENTS)
@@ -459,6 +466,7 @@ fn delivery(
         std::thread::sleep(Duration::from_millis(2));
     }
     let elapsed = start.elapsed();
+    let cpu = cpu_time() - cpu_before;
     let report = relay.stats().report();
     let rate = report.delivered as f64 / elapsed.as_secs_f64();
     let rss_after = rss_mib();
@@ -473,6 +481,13 @@ fn delivery(
         posted.as_secs_f64(),
         report.delivered,
         report.failures
+    );
+    println!(
+        "{:<28} {:>9.0} us per message (relay, mock and clients together; {:.0}% of {} cores)",
+        "CPU time",
+        cpu.as_secs_f64() * 1e6 / report.delivered.max(1) as f64,
+        100.0 * cpu.as_secs_f64() / elapsed.as_secs_f64() / cores() as f64,
+        cores()
     );
     println!(
         "{:<28} {:>9} upstream TCP connections opened (workers: {workers}; GoCM opened about one per message)",
@@ -543,6 +558,26 @@ fn start_relay(mock: &MockFcm, extra: &[&str], data_dir: Option<&std::path::Path
     args.extend(["--port", "0", "--log-level", "error", "--data-dir", &dir]);
     args.extend_from_slice(extra);
     Relay::start(Config::from_args(&args, |_| None).unwrap()).unwrap()
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// CPU time this process has used (user + system), from /proc/self/stat:
+/// less sensitive than a rate to what else the machine is doing.
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which is in parentheses.
+    let rest = stat.rsplit(')').next().unwrap_or_default();
+    let fields: Vec<u64> = rest
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    // utime and stime are fields 14 and 15 of the line, in clock ticks
+    // (100 a second on Linux).
+    let ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
+    Duration::from_millis(ticks * 10)
 }
 
 fn peak_rss_mib() -> u64 {
