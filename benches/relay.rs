@@ -2,7 +2,7 @@
 //! measured in the same run, printed as ratios. No assertions: speed is
 //! measured here, not in the tests.
 //!
-//! Set `GOCM_BENCH_SECS` (default 3) to change how long each ingest run lasts,
+//! Set `GOCM_BENCH_SECS` (default 2) to change how long each ingest run lasts,
 //! `GOCM_BENCH_ONLY` to `memory`, `ingest`, `delivery`, `v1` or `v1-quota` (the
 //! 1250-worker runs alone) to run one part, `GOCM_BENCH_WORKERS` (default 512)
 //! to change the worker count of the 512-worker runs.
@@ -23,11 +23,14 @@ use mock_fcm::{MockFcm, MockOptions};
 /// arrive together.
 const CLIENTS: usize = 32;
 
+/// Ingest runs each configuration this many times, interleaved.
+const ROUNDS: usize = 3;
+
 fn main() {
     let secs: u64 = std::env::var("GOCM_BENCH_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(3);
+        .unwrap_or(2);
     println!(
         "gocm benchmarks ({} cores)",
         std::thread::available_parallelism().map_or(0, |n| n.get())
@@ -42,9 +45,10 @@ fn main() {
         full_queue_memory(100_000);
     }
     if only.is_empty() || only == "ingest" {
-        // Group commit fills with concurrent senders: measured at two sizes.
+        // Group commit fills with concurrent senders: measured at three sizes.
         ingest(Duration::from_secs(secs), CLIENTS);
         ingest(Duration::from_secs(secs), 2 * CLIENTS);
+        ingest(Duration::from_secs(secs), 4 * CLIENTS);
     }
     if only.is_empty() || only == "delivery" {
         let ms100 = Duration::from_millis(100);
@@ -82,12 +86,12 @@ fn main() {
 fn ingest(run: Duration, clients: usize) {
     // As many handler threads as clients, for gocm and the bare responder.
     println!(
-        "\n## ingest: {clients} keep-alive clients, 1-token form sends, {clients} handler threads"
+        "\n## ingest: {clients} keep-alive clients, 1-token form sends, {clients} handler threads \
+         ({ROUNDS} rounds of bare / in-memory / durable, {} s each: this machine's speed drifts, \
+         so ratios are taken within a round; figures are medians)",
+        run.as_secs_f64()
     );
     let bare = BareResponder::start(clients);
-    let ceiling = hammer(bare.addr, run, clients);
-    print_run("bare tiny_http responder", &ceiling, None);
-
     // The upstream answers after a minute and few workers exist, so the
     // intake is measured, not delivery.
     let mock = MockFcm::start(MockOptions {
@@ -109,21 +113,57 @@ fn ingest(run: Duration, clients: usize) {
         "--retries",
         "0",
     ];
-    let relay = start_relay(&mock, &stalled, None);
-    let memory = hammer(relay.addr(), run, clients);
-    print_run("gocm, queue in memory", &memory, Some(&ceiling));
-    drop(relay);
-
+    let memory_relay = start_relay(&mock, &stalled, None);
     let dir = TempDir::new("ingest");
-    let relay = start_relay(&mock, &stalled, Some(&dir.0));
-    let durable = hammer(relay.addr(), run, clients);
-    print_run("gocm, durable queue", &durable, Some(&ceiling));
+    let durable_relay = start_relay(&mock, &stalled, Some(&dir.0));
+
+    let mut rounds = Vec::new();
+    for i in 1..=ROUNDS {
+        let ceiling = hammer(bare.addr, run, clients);
+        let memory = hammer(memory_relay.addr(), run, clients);
+        let durable = hammer(durable_relay.addr(), run, clients);
+        println!(
+            "{:<28} bare {:>6.0}, in-memory {:>6.0} ({:.2}), durable {:>6.0} ({:.2} of in-memory) req/s",
+            format!("round {i}"),
+            ceiling.rate(),
+            memory.rate(),
+            memory.rate() / ceiling.rate(),
+            durable.rate(),
+            durable.rate() / memory.rate()
+        );
+        rounds.push([ceiling, memory, durable]);
+    }
+    let median_run = |k: usize| {
+        let mut runs: Vec<&RunResult> = rounds.iter().map(|r| &r[k]).collect();
+        runs.sort_by(|a, b| a.rate().total_cmp(&b.rate()));
+        runs[runs.len() / 2]
+    };
+    let median_ratio = |num: usize, den: usize| {
+        let mut v: Vec<f64> = rounds
+            .iter()
+            .map(|r| r[num].rate() / r[den].rate())
+            .collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    print_run("bare tiny_http responder", median_run(0), "");
+    print_run(
+        "gocm, queue in memory",
+        median_run(1),
+        &format!("  ratio {:.2} of the bare responder", median_ratio(1, 0)),
+    );
+    print_run(
+        "gocm, durable queue",
+        median_run(2),
+        &format!("  ratio {:.2} of the bare responder", median_ratio(2, 0)),
+    );
     println!(
         "{:<28} durable / in-memory = {:.2} (group commit: one fsync serves many requests)",
         "",
-        durable.rate() / memory.rate()
+        median_ratio(2, 1)
     );
-    drop(relay);
+    drop(durable_relay);
+    drop(memory_relay);
     bare.stop();
 }
 
@@ -217,10 +257,7 @@ impl RunResult {
     }
 }
 
-fn print_run(name: &str, r: &RunResult, ceiling: Option<&RunResult>) {
-    let ratio = ceiling.map_or(String::new(), |c| {
-        format!("  ratio {:.2} of the bare responder", r.rate() / c.rate())
-    });
+fn print_run(name: &str, r: &RunResult, ratio: &str) {
     println!(
         "{name:<28} {:>9.0} req/s  p50 {:>7.3} ms  p99 {:>7.3} ms  CPU {:>3.0} us/req{ratio}",
         r.rate(),
