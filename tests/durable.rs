@@ -177,6 +177,90 @@ fn report_lists_survive_a_restart_and_drain_once() {
     );
 }
 
+/// A store written by the first gocm layout (a `messages` row, and a
+/// `tokens` row for each token still to send) is moved into the current
+/// tables on start: nothing it held is lost, nothing done is resent.
+#[test]
+fn a_store_of_the_first_layout_is_upgraded_without_losing_a_request() {
+    use redb::{ReadableDatabase, TableDefinition};
+    const MESSAGES: TableDefinition<u64, &[u8]> = TableDefinition::new("messages");
+    const TOKENS: TableDefinition<(u64, u32), (&str, u32, u64)> = TableDefinition::new("tokens");
+    let mock = mock();
+    let dir = Dir::new("upgrade");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let file = dir.0.join("queue.redb");
+    {
+        let db = redb::Database::create(&file).unwrap();
+        let w = db.begin_write().unwrap();
+        {
+            let mut messages = w.open_table(MESSAGES).unwrap();
+            let mut tokens = w.open_table(TOKENS).unwrap();
+            // Request 7: token 0 was delivered (its row is gone), token 1
+            // waits for its first try, token 2 for a retry that is due.
+            messages
+                .insert(7, br#"{"data":{"k":"seven"}}"#.as_slice())
+                .unwrap();
+            tokens.insert((7, 1), ("old-b", 0, 0)).unwrap();
+            tokens.insert((7, 2), ("old-c", 1, 1)).unwrap();
+            // Request 8: every token done, the message row not yet removed.
+            messages
+                .insert(8, br#"{"data":{"k":"eight"}}"#.as_slice())
+                .unwrap();
+            // Request 9: one token waiting.
+            messages
+                .insert(9, br#"{"data":{"k":"nine"}}"#.as_slice())
+                .unwrap();
+            tokens.insert((9, 0), ("old-d", 0, 0)).unwrap();
+        }
+        w.commit().unwrap();
+    }
+
+    let r = relay(&mock, &dir, &[]);
+    wait_until("the moved requests", Duration::from_secs(10), || {
+        ["old-b", "old-c", "old-d"]
+            .iter()
+            .all(|t| mock.delivered(t) == 1)
+            && get(&r, "/gcm/report")["pending"] == 0
+    });
+    assert_eq!(
+        mock.last_data("old-b"),
+        Some(serde_json::json!({"k": "seven"}))
+    );
+    assert_eq!(
+        mock.last_data("old-c"),
+        Some(serde_json::json!({"k": "seven"}))
+    );
+    assert_eq!(
+        mock.last_data("old-d"),
+        Some(serde_json::json!({"k": "nine"}))
+    );
+    // A new send gets an id after the old ones, not one of theirs.
+    assert_eq!(send(&r, &["new-e"]).status, 200);
+    wait_until("the new send", Duration::from_secs(10), || {
+        mock.delivered("new-e") == 1 && get(&r, "/gcm/report")["pending"] == 0
+    });
+    r.shutdown();
+
+    let names: Vec<String> = redb::Database::open(&file)
+        .unwrap()
+        .begin_read()
+        .unwrap()
+        .list_tables()
+        .unwrap()
+        .map(|t| redb::TableHandle::name(&t).to_string())
+        .collect();
+    assert!(
+        !names.iter().any(|n| n == "messages" || n == "tokens"),
+        "the old tables are dropped: {names:?}"
+    );
+    let r = relay(&mock, &dir, &[]);
+    assert_eq!(get(&r, "/gcm/report")["pending"], 0);
+    r.shutdown();
+    for t in ["old-b", "old-c", "old-d", "new-e"] {
+        assert_eq!(mock.received(t), 1, "{t} sent once");
+    }
+}
+
 #[test]
 fn a_second_process_on_the_same_store_is_refused() {
     let mock = mock();

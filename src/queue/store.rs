@@ -15,7 +15,9 @@
 //! drains them. A token without a state row is waiting for its first try.
 //! An accept is one row in one table, and a request delivered at the first
 //! try never gets a state row: a commit costs about the same whatever it
-//! holds, but each table it touches adds pages to write.
+//! holds, but each table it touches adds pages to write. A store of the
+//! first layout (`messages` and `tokens`) is moved into these tables on the
+//! first start, in one transaction (see [`upgrade`]).
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -26,7 +28,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use parking_lot::Mutex;
-use redb::{Database, DatabaseError, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{
+    Database, DatabaseError, ReadableDatabase, ReadableTable, TableDefinition, TableHandle,
+    WriteTransaction,
+};
 
 use super::ack::{self, Ack};
 use crate::error::Error;
@@ -37,6 +42,13 @@ const REQUESTS: TableDefinition<u64, (&[u8], Vec<&str>)> = TableDefinition::new(
 const TOKEN_STATE: TableDefinition<(u64, u32), (u32, u64)> = TableDefinition::new("token_state");
 const CANONICAL: TableDefinition<u64, (&str, &str)> = TableDefinition::new("canonical");
 const NOTREGISTERED: TableDefinition<u64, &str> = TableDefinition::new("notregistered");
+
+/// The first layout (gocm before the `requests` table): a message row, and
+/// one row per token still to send, (token, tries, due ms), deleted once
+/// the token was done. Read once, on the first start of a newer gocm, by
+/// [`upgrade`], then dropped.
+const OLD_MESSAGES: TableDefinition<u64, &[u8]> = TableDefinition::new("messages");
+const OLD_TOKENS: TableDefinition<(u64, u32), (&str, u32, u64)> = TableDefinition::new("tokens");
 
 /// Most operations folded into one transaction.
 const MAX_BATCH: usize = 8192;
@@ -336,7 +348,11 @@ fn recover(db: &Database) -> Result<(Recovered, HashSet<u64>), String> {
     w.open_table(TOKEN_STATE).map_err(|x| e(&x))?;
     w.open_table(CANONICAL).map_err(|x| e(&x))?;
     w.open_table(NOTREGISTERED).map_err(|x| e(&x))?;
+    let upgraded = upgrade(&w)?;
     w.commit().map_err(|x| e(&x))?;
+    if upgraded > 0 {
+        log::info!("queue store: {upgraded} unfinished requests moved from the older file layout");
+    }
 
     let r = db.begin_read().map_err(|x| e(&x))?;
     let mut out = Recovered::default();
@@ -416,6 +432,63 @@ fn recover(db: &Database) -> Result<(Recovered, HashSet<u64>), String> {
     }
     out.next_id = next;
     Ok((out, stated))
+}
+
+/// Moves what a store of the first layout holds into the current tables,
+/// in the caller's transaction, so that an upgrade loses no accepted
+/// request: each unfinished message becomes a `requests` row holding the
+/// tokens it still had to send (the done ones are gone from the old table),
+/// with their retry state. A message without tokens left was finished.
+/// Returns how many requests were moved.
+fn upgrade(w: &WriteTransaction) -> Result<usize, String> {
+    let e = |e: &dyn std::fmt::Display| e.to_string();
+    let names: Vec<String> = w
+        .list_tables()
+        .map_err(|x| e(&x))?
+        .map(|t| t.name().to_string())
+        .collect();
+    let has = |name: &str| names.iter().any(|n| n == name);
+    if !has(OLD_MESSAGES.name()) && !has(OLD_TOKENS.name()) {
+        return Ok(0);
+    }
+    // request → (token, tries, due ms), in token order.
+    let mut left: BTreeMap<u64, Vec<(String, u32, u64)>> = BTreeMap::new();
+    if has(OLD_TOKENS.name()) {
+        let old = w.open_table(OLD_TOKENS).map_err(|x| e(&x))?;
+        for row in old.iter().map_err(|x| e(&x))? {
+            let (k, v) = row.map_err(|x| e(&x))?;
+            let (token, tries, due) = v.value();
+            left.entry(k.value().0)
+                .or_default()
+                .push((token.to_string(), tries, due));
+        }
+    }
+    let mut moved = 0;
+    if has(OLD_MESSAGES.name()) {
+        let old = w.open_table(OLD_MESSAGES).map_err(|x| e(&x))?;
+        let mut requests = w.open_table(REQUESTS).map_err(|x| e(&x))?;
+        let mut states = w.open_table(TOKEN_STATE).map_err(|x| e(&x))?;
+        for row in old.iter().map_err(|x| e(&x))? {
+            let (k, v) = row.map_err(|x| e(&x))?;
+            let id = k.value();
+            let Some(tokens) = left.remove(&id) else {
+                continue;
+            };
+            let list: Vec<&str> = tokens.iter().map(|(t, _, _)| t.as_str()).collect();
+            requests.insert(id, (v.value(), list)).map_err(|x| e(&x))?;
+            for (idx, (_, tries, due)) in (0u32..).zip(&tokens) {
+                if (*tries, *due) != (0, 0) {
+                    states
+                        .insert((id, idx), (*tries, *due))
+                        .map_err(|x| e(&x))?;
+                }
+            }
+            moved += 1;
+        }
+    }
+    w.delete_table(OLD_MESSAGES).map_err(|x| e(&x))?;
+    w.delete_table(OLD_TOKENS).map_err(|x| e(&x))?;
+    Ok(moved)
 }
 
 fn write_loop(
