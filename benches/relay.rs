@@ -69,7 +69,7 @@ fn main() {
         // intake, which the in-memory run shows the price of.
         delivery(Proto::V1, ms100, 1250, 40_000, 1, true);
         delivery(Proto::V1, ms100, 1250, 40_000, 1, false);
-        delivery(Proto::V1, ms100, 1250, 60_000, 10, true);
+        delivery(Proto::V1, ms100, 1250, 64_000, 10, true);
     }
 
     println!(
