@@ -134,6 +134,16 @@ mod tests {
         }
     }
 
+    /// A cache over [`Counting`], and its lookup count.
+    fn counting(fail: bool, ttl: Duration) -> (CachingResolver<Counting>, Arc<AtomicUsize>) {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let inner = Counting {
+            calls: calls.clone(),
+            fail,
+        };
+        (CachingResolver::with_inner(inner, ttl), calls)
+    }
+
     fn resolve<R: Resolver>(r: &CachingResolver<R>, url: &str) -> Result<Vec<SocketAddr>, String> {
         let uri: Uri = url.parse().unwrap();
         let config = Config::default();
@@ -150,12 +160,7 @@ mod tests {
 
     #[test]
     fn one_lookup_per_host_and_port_until_the_ttl() {
-        let calls = Arc::new(AtomicUsize::new(0));
-        let inner = Counting {
-            calls: calls.clone(),
-            fail: false,
-        };
-        let r = CachingResolver::with_inner(inner, Duration::from_millis(200));
+        let (r, calls) = counting(false, Duration::from_millis(200));
         let want = vec!["192.0.2.7:443".parse::<SocketAddr>().unwrap()];
         for _ in 0..100 {
             assert_eq!(
@@ -180,12 +185,7 @@ mod tests {
 
     #[test]
     fn ip_literals_need_no_lookup() {
-        let calls = Arc::new(AtomicUsize::new(0));
-        let inner = Counting {
-            calls: calls.clone(),
-            fail: false,
-        };
-        let r = CachingResolver::with_inner(inner, TTL);
+        let (r, calls) = counting(false, TTL);
         assert_eq!(
             resolve(&r, "http://127.0.0.1:5601/fcm/send").unwrap(),
             vec!["127.0.0.1:5601".parse::<SocketAddr>().unwrap()]
@@ -199,12 +199,7 @@ mod tests {
 
     #[test]
     fn failures_are_not_cached() {
-        let calls = Arc::new(AtomicUsize::new(0));
-        let inner = Counting {
-            calls: calls.clone(),
-            fail: true,
-        };
-        let r = CachingResolver::with_inner(inner, TTL);
+        let (r, calls) = counting(true, TTL);
         assert!(resolve(&r, "https://nowhere.invalid/").is_err());
         assert!(resolve(&r, "https://nowhere.invalid/").is_err());
         assert_eq!(calls.load(Ordering::SeqCst), 2);
