@@ -139,6 +139,29 @@ fn a_restart_keeps_waiting_retries_and_does_not_resend_delivered_tokens() {
     assert_eq!(get(&r, "/gcm/report")["pending"], 0);
 }
 
+/// The chunks of a split request end together, so their progress and the
+/// request's end are folded into one commit; nothing of it may be left
+/// for a restart to send again.
+#[test]
+fn a_split_request_that_ends_at_once_leaves_nothing_to_resend() {
+    let mock = mock();
+    let dir = Dir::new("folded");
+    let r = relay(&mock, &dir, &[]);
+    let tokens: Vec<String> = (0..2500).map(|i| format!("fold-{i}")).collect();
+    let refs: Vec<&str> = tokens.iter().map(String::as_str).collect();
+    assert_eq!(send(&r, &refs).status, 200);
+    wait_until("three calls delivered", Duration::from_secs(10), || {
+        get(&r, "/gcm/report")["pending"] == 0
+    });
+    assert_eq!(mock.send_requests(), 3, "2500 tokens in three calls");
+    r.shutdown();
+
+    let r = relay(&mock, &dir, &[]);
+    assert_eq!(get(&r, "/gcm/report")["pending"], 0, "nothing recovered");
+    assert_eq!(mock.send_requests(), 3, "nothing sent again");
+    assert!(tokens.iter().all(|t| mock.received(t) == 1));
+}
+
 #[test]
 fn report_lists_survive_a_restart_and_drain_once() {
     let mock = mock();
