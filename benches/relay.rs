@@ -244,6 +244,8 @@ struct RunResult {
     elapsed: Duration,
     /// CPU time of this whole process (server and clients) during the run.
     cpu: Duration,
+    /// Of which the server's own threads (gocm's or the bare responder's).
+    server_cpu: Duration,
     latencies: Vec<Duration>,
 }
 
@@ -259,18 +261,19 @@ impl RunResult {
 
 fn print_run(name: &str, r: &RunResult, ratio: &str) {
     println!(
-        "{name:<28} {:>9.0} req/s  p50 {:>7.3} ms  p99 {:>7.3} ms  CPU {:>3.0} us/req{ratio}",
+        "{name:<28} {:>9.0} req/s  p50 {:>7.3} ms  p99 {:>7.3} ms  CPU {:>3.0} us/req (server {:>3.0}){ratio}",
         r.rate(),
         r.pct(0.50).as_secs_f64() * 1e3,
         r.pct(0.99).as_secs_f64() * 1e3,
         r.cpu.as_secs_f64() * 1e6 / r.requests.max(1) as f64,
+        r.server_cpu.as_secs_f64() * 1e6 / r.requests.max(1) as f64,
     );
 }
 
 /// `clients` threads, one keep-alive connection each, posting for `run`.
 fn hammer(addr: SocketAddr, run: Duration, clients: usize) -> RunResult {
     let stop = Arc::new(AtomicBool::new(false));
-    let cpu_before = cpu_time();
+    let cpu_before = CpuParts::now();
     let start = Instant::now();
     let threads: Vec<_> = (0..clients)
         .map(|c| {
@@ -298,12 +301,13 @@ fn hammer(addr: SocketAddr, run: Duration, clients: usize) -> RunResult {
         .flat_map(|t| t.join().unwrap())
         .collect();
     let elapsed = start.elapsed();
-    let cpu = cpu_time() - cpu_before;
+    let cpu = CpuParts::between(&cpu_before, &CpuParts::now());
     latencies.sort_unstable();
     RunResult {
         requests: latencies.len() as u64,
         elapsed,
-        cpu,
+        cpu: cpu.total,
+        server_cpu: cpu.relay + cpu.bare,
         latencies,
     }
 }
@@ -370,17 +374,28 @@ impl BareResponder {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         socket2::SockRef::from(&l).set_tcp_nodelay(true).unwrap();
         let addr = l.local_addr().unwrap();
-        let server = Arc::new(tiny_http::Server::from_listener(l, None).unwrap());
+        // Created from a named thread, as gocm's and the mock's are, so that
+        // its connection threads are counted as its own (see `CpuParts`).
+        let server = std::thread::Builder::new()
+            .name("bare-conn".into())
+            .spawn(move || tiny_http::Server::from_listener(l, None).unwrap())
+            .unwrap()
+            .join()
+            .unwrap();
+        let server = Arc::new(server);
         let threads = (0..threads)
-            .map(|_| {
+            .map(|i| {
                 let server = server.clone();
-                std::thread::spawn(move || {
-                    while let Ok(mut rq) = server.recv() {
-                        let mut body = Vec::new();
-                        rq.as_reader().read_to_end(&mut body).unwrap();
-                        let _ = rq.respond(tiny_http::Response::from_string("ok\n"));
-                    }
-                })
+                std::thread::Builder::new()
+                    .name(format!("bare-http-{i}"))
+                    .spawn(move || {
+                        while let Ok(mut rq) = server.recv() {
+                            let mut body = Vec::new();
+                            rq.as_reader().read_to_end(&mut body).unwrap();
+                            let _ = rq.respond(tiny_http::Response::from_string("ok\n"));
+                        }
+                    })
+                    .unwrap()
             })
             .collect();
         BareResponder {
@@ -474,7 +489,7 @@ fn delivery(
     }
     let relay = start_relay(&mock, &extra, durable.then_some(dir.0.as_path()));
     let addr = relay.addr();
-    let cpu_before = cpu_time();
+    let cpu_before = CpuParts::now();
     let start = Instant::now();
     let per_client = messages / CLIENTS / per_send;
     let posters: Vec<_> = (0..CLIENTS)
@@ -503,7 +518,7 @@ fn delivery(
         std::thread::sleep(Duration::from_millis(2));
     }
     let elapsed = start.elapsed();
-    let cpu = cpu_time() - cpu_before;
+    let cpu = CpuParts::between(&cpu_before, &CpuParts::now());
     let report = relay.stats().report();
     let rate = report.delivered as f64 / elapsed.as_secs_f64();
     let rss_after = rss_mib();
@@ -519,12 +534,22 @@ fn delivery(
         report.delivered,
         report.failures
     );
+    let per_msg = |d: Duration| d.as_secs_f64() * 1e6 / report.delivered.max(1) as f64;
     println!(
-        "{:<28} {:>9.0} us per message (relay, mock and clients together; {:.0}% of {} cores)",
+        "{:<28} {:>9.0} us per message: relay {:.0}, mock {:.0}, clients and the rest {:.0} ({:.0}% of {} cores)",
         "CPU time",
-        cpu.as_secs_f64() * 1e6 / report.delivered.max(1) as f64,
-        100.0 * cpu.as_secs_f64() / elapsed.as_secs_f64() / cores() as f64,
+        per_msg(cpu.total),
+        per_msg(cpu.relay),
+        per_msg(cpu.mock),
+        per_msg(cpu.rest()),
+        100.0 * cpu.total.as_secs_f64() / elapsed.as_secs_f64() / cores() as f64,
         cores()
+    );
+    println!(
+        "{:<28} {:>9.0} msg/s per core of the relay's own CPU ({:.2} cores for 10,000 msg/s)",
+        "relay capacity",
+        1e6 / per_msg(cpu.relay).max(1e-9),
+        per_msg(cpu.relay) * 10_000.0 / 1e6
     );
     println!(
         "{:<28} {:>9} upstream TCP connections opened (workers: {workers}; GoCM opened about one per message)",
@@ -604,7 +629,92 @@ fn cores() -> usize {
 /// CPU time this process has used (user + system), from /proc/self/stat:
 /// less sensitive than a rate to what else the machine is doing.
 fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    stat_cpu("/proc/self/stat")
+}
+
+/// This process's CPU time, and how much of it each part's threads used,
+/// told apart by thread name: gocm names its threads `gocm-...` (tiny_http's
+/// too, see `api::server`), the mock `mock-fcm-...`, the bare responder
+/// `bare-...`. The rest is the clients, this bench, and threads that ended
+/// between two snapshots (their time stays in the process total only).
+struct CpuSnapshot {
+    total: Duration,
+    /// Thread id → (name, CPU time so far).
+    threads: std::collections::HashMap<String, (String, Duration)>,
+}
+
+/// CPU used between two snapshots, by part.
+#[derive(Default)]
+struct CpuParts {
+    total: Duration,
+    relay: Duration,
+    mock: Duration,
+    bare: Duration,
+}
+
+impl CpuParts {
+    fn now() -> CpuSnapshot {
+        let total = cpu_time();
+        let mut threads = std::collections::HashMap::new();
+        for task in std::fs::read_dir("/proc/self/task")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let path = task.path();
+            let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+            threads.insert(
+                task.file_name().to_string_lossy().into_owned(),
+                (comm, run_time(&path)),
+            );
+        }
+        CpuSnapshot { total, threads }
+    }
+
+    /// Per thread alive at `after`: its time since `before` (all of it
+    /// for a thread started in between), summed by part.
+    fn between(before: &CpuSnapshot, after: &CpuSnapshot) -> CpuParts {
+        let mut parts = CpuParts {
+            total: after.total.saturating_sub(before.total),
+            ..CpuParts::default()
+        };
+        for (tid, (comm, cpu)) in &after.threads {
+            let earlier = before
+                .threads
+                .get(tid)
+                .filter(|(c, _)| c == comm)
+                .map_or(Duration::ZERO, |(_, d)| *d);
+            let used = cpu.saturating_sub(earlier);
+            if comm.starts_with("gocm-") {
+                parts.relay += used;
+            } else if comm.starts_with("mock-fcm") {
+                parts.mock += used;
+            } else if comm.starts_with("bare-") {
+                parts.bare += used;
+            }
+        }
+        parts
+    }
+
+    fn rest(&self) -> Duration {
+        self.total
+            .saturating_sub(self.relay + self.mock + self.bare)
+    }
+}
+
+/// A thread's time on a CPU so far, in nanoseconds from its `schedstat`:
+/// its `stat` counts whole clock ticks (10 ms), and a worker that used 8 ms
+/// of a run would count 0 there.
+fn run_time(task: &std::path::Path) -> Duration {
+    std::fs::read_to_string(task.join("schedstat"))
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .map_or(Duration::ZERO, Duration::from_nanos)
+}
+
+/// utime + stime from a /proc `stat` file (a process's or a thread's).
+fn stat_cpu(path: impl AsRef<std::path::Path>) -> Duration {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
     // Fields after the command name, which is in parentheses.
     let rest = stat.rsplit(')').next().unwrap_or_default();
     let fields: Vec<u64> = rest

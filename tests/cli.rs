@@ -377,3 +377,57 @@ fn an_unwritable_logto_is_one_clear_line() {
     assert!(err.contains("--logto /nonexistent-dir/gocm.log"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
+
+/// Every thread of the process is named after its part, tiny_http's own
+/// connection threads included (`gocm-conn`), so that `top -H`, perf and
+/// the bench's CPU figures can tell gocm's work apart.
+#[test]
+fn every_thread_is_named() {
+    let mock = MockFcm::start(MockOptions::default());
+    let url = mock.legacy_url();
+    let gocm = Running::start(
+        &[
+            "--apikey",
+            KEY,
+            "--gcm-endpoint",
+            &url,
+            "--port",
+            "0",
+            "--data-dir",
+            "none",
+            "--workers",
+            "2",
+        ],
+        &[],
+    );
+    let addr = gocm.addr();
+    let agent = client();
+    assert_eq!(
+        post_form_to(&agent, &addr, "tokens=T1&payload={}").status,
+        200
+    );
+    let names = || -> Vec<String> {
+        let tasks = format!("/proc/{}/task", gocm.child.id());
+        std::fs::read_dir(tasks)
+            .unwrap()
+            .flatten()
+            .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+            .map(|c| c.trim().to_string())
+            .collect()
+    };
+    wait_until("a connection thread", Duration::from_secs(5), || {
+        names().iter().any(|n| n == "gocm-conn")
+    });
+    let names = names();
+    let unnamed: Vec<&String> = names
+        .iter()
+        .filter(|n| *n != "gocm" && !n.starts_with("gocm-"))
+        .collect();
+    assert!(
+        unnamed.is_empty(),
+        "threads without a gocm name: {unnamed:?}"
+    );
+    for part in ["gocm-http-0", "gocm-worker-0", "gocm-scheduler"] {
+        assert!(names.iter().any(|n| n == part), "{part} in {names:?}");
+    }
+}

@@ -99,7 +99,15 @@ pub(crate) fn bind(addr: SocketAddr) -> io::Result<Bound> {
     let listener = TcpListener::from(socket);
     let addr = listener.local_addr()?;
     let control = listener.try_clone()?;
-    let server = Server::from_listener(listener, None).map_err(io::Error::other)?;
+    // From a named thread: tiny_http's accept and connection threads are
+    // unnamed and so take their creator's name, which keeps the mock's
+    // CPU apart from the relay's when both run in one process (the bench
+    // counts CPU by thread name).
+    let server = thread::Builder::new()
+        .name("mock-fcm-conn".into())
+        .spawn(move || Server::from_listener(listener, None).map_err(io::Error::other))?
+        .join()
+        .map_err(|_| io::Error::other("tiny_http panicked while starting"))??;
     Ok(Bound {
         addr,
         server,

@@ -61,9 +61,9 @@ impl HttpServer {
                 (listener.into(), Listen::Unix(path.clone()))
             }
         };
-        let server = tiny_http::Server::from_listener(listener, None).map_err(|e| Error::Bind {
+        let server = named_server(listener).map_err(|source| Error::Bind {
             addr: listen.to_string(),
-            source: std::io::Error::other(e.to_string()),
+            source,
         })?;
         let server = Arc::new(server);
         let threads = (0..threads)
@@ -120,6 +120,27 @@ impl HttpServer {
             remove_our_socket(path);
         }
     }
+}
+
+/// The name tiny_http's own threads (its accept loop and one thread per
+/// client connection) show in `top -H`, `ps -L`, perf and /proc.
+pub const CONNECTION_THREAD_NAME: &str = "gocm-conn";
+
+/// Creates the tiny_http server from a thread named
+/// [`CONNECTION_THREAD_NAME`]. tiny_http spawns its threads unnamed, and on
+/// Linux an unnamed thread takes the name of the thread that created it:
+/// the accept thread is created here, and the connection threads by the
+/// accept thread. Without this they carry whatever name the caller's
+/// thread has, which in a test or benchmark is also that of the mock's.
+fn named_server(listener: tiny_http::Listener) -> std::io::Result<tiny_http::Server> {
+    std::thread::Builder::new()
+        .name(CONNECTION_THREAD_NAME.into())
+        .spawn(move || {
+            tiny_http::Server::from_listener(listener, None)
+                .map_err(|e| std::io::Error::other(e.to_string()))
+        })?
+        .join()
+        .map_err(|_| std::io::Error::other("tiny_http panicked while starting"))?
 }
 
 fn bind_tcp(addr: SocketAddr, timeout: Duration) -> std::io::Result<TcpListener> {
