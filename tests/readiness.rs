@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{call, client, legacy, legacy_with, wait_until, Harness};
-use mock_fcm::MockOptions;
+use mock_fcm::{MockOptions, Scripted};
 
 #[test]
 fn a_running_relay_is_ready() {
@@ -70,4 +70,38 @@ fn a_relay_with_a_store_is_ready() {
     assert_eq!((a.status, a.body.as_str()), (200, "ok\n"));
     drop(h);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_rejected_api_key_makes_the_relay_unready_until_a_call_succeeds() {
+    let h = legacy(&["--retries", "0"]);
+    h.mock.push_script(Scripted::status(401));
+    h.send(&["refused-1"]);
+    wait_until("the refused call", Duration::from_secs(10), || {
+        h.report()["failures"] == 1
+    });
+    let a = h.get("/readyz");
+    assert_eq!(a.status, 503, "{}", a.body);
+    assert!(a.error().contains("rejected the API key"), "{}", a.body);
+    assert!(!a.body.contains(common::API_KEY), "no secret in {}", a.body);
+    // The key is accepted again (rotated back, say): ready once a call goes through.
+    h.send(&["accepted-1"]);
+    wait_until("the next call", Duration::from_secs(10), || {
+        h.mock.delivered("accepted-1") == 1
+    });
+    wait_until("ready again", Duration::from_secs(5), || {
+        h.get("/readyz").status == 200
+    });
+}
+
+#[test]
+fn an_upstream_that_is_down_leaves_the_relay_ready() {
+    let h = legacy(&["--retries", "0"]);
+    h.mock.push_script(Scripted::status(503));
+    h.send(&["down-1"]);
+    wait_until("the failed call", Duration::from_secs(10), || {
+        h.report()["failures"] == 1
+    });
+    let a = h.get("/readyz");
+    assert_eq!((a.status, a.body.as_str()), (200, "ok\n"));
 }

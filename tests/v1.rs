@@ -851,6 +851,30 @@ fn relay_gives_up_on_a_refused_key_after_the_retries() {
         "token endpoint called {calls} times"
     );
     assert_eq!(r.mock.received("refused-0"), 0);
+    // Every send would fail the same way: not ready, and the reason says
+    // which key and why (not the key itself).
+    let a = common::call(&r.agent, &r.url("/readyz"), None, None);
+    assert_eq!(a.status, 503, "{}", a.body);
+    assert!(
+        a.error().contains("refused the service-account key"),
+        "{}",
+        a.body
+    );
+    assert!(key_material().iter().all(|k| !a.body.contains(k.as_str())));
+}
+
+#[test]
+fn relay_stays_ready_while_the_token_endpoint_is_down() {
+    let r = V1Relay::start(mock(), &["--backoff-ms", "20", "--backoff-max-ms", "40"]);
+    r.mock.fail_token_requests(1000, 503);
+    r.send(&tokens("down", 1));
+    wait_until("two refused refreshes", Duration::from_secs(10), || {
+        r.mock.token_requests() >= 2
+    });
+    // The messages wait in the queue for the endpoint to come back: keep
+    // taking them.
+    let a = common::call(&r.agent, &r.url("/readyz"), None, None);
+    assert_eq!((a.status, a.body.as_str()), (200, "ok\n"));
 }
 
 #[test]

@@ -4,6 +4,8 @@
 //! Google shut this API down in 2024; it stays for GoCM compatibility, for
 //! compatible services, and for the mock.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -21,6 +23,9 @@ pub struct Legacy {
     agents: Agents,
     api_key: Secret,
     endpoint: String,
+    /// The last answer was a 401 (the key is refused), for `/readyz`;
+    /// cleared by the next call the upstream accepts.
+    key_rejected: AtomicBool,
 }
 
 impl Legacy {
@@ -29,6 +34,7 @@ impl Legacy {
             agents,
             api_key,
             endpoint,
+            key_rejected: AtomicBool::new(false),
         }
     }
 }
@@ -74,6 +80,18 @@ impl Upstream for Legacy {
         true
     }
 
+    fn ready(&self) -> Result<(), String> {
+        if self.key_rejected.load(Ordering::Relaxed) {
+            Err(
+                "the upstream rejected the API key on the last call (HTTP 401): \
+                 check --apikey / GOCM_APIKEY"
+                    .into(),
+            )
+        } else {
+            Ok(())
+        }
+    }
+
     fn send(&self, message: &Message, tokens: &[String]) -> Vec<Outcome> {
         let android = message.android.as_ref();
         let body = Request {
@@ -101,6 +119,9 @@ impl Upstream for Legacy {
         let status = resp.status().as_u16();
         let after = retry_after::from_response(&resp);
         let body = read_body(resp.body_mut(), BODY_LIMIT);
+        if matches!(status, 200 | 401) {
+            self.key_rejected.store(status == 401, Ordering::Relaxed);
+        }
         match status {
             200 => {}
             401 => {

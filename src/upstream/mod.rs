@@ -161,9 +161,10 @@ pub trait Upstream: Send + Sync {
     fn send(&self, message: &Message, tokens: &[String]) -> Vec<Outcome>;
 
     /// Whether the credentials are usable, for `GET /readyz`: `Err` names
-    /// the problem (never a secret). Credentials are loaded before the
-    /// relay starts, so the default is ready; a provider that can lose them
-    /// at run time (v1: the token endpoint refusing the key) may say so.
+    /// the problem (never a secret). Credentials are checked before the
+    /// relay starts, but the upstream can refuse them later (legacy: a 401;
+    /// v1: the token endpoint refusing the key); an upstream that is merely
+    /// down is no reason, since messages wait in the queue until it is back.
     fn ready(&self) -> Result<(), String> {
         Ok(())
     }

@@ -400,6 +400,23 @@ impl TokenSource {
         self.get()
     }
 
+    /// For `/readyz`: `Err` while the token endpoint refuses the key and no
+    /// valid token is left, so every message waits and in the end fails.
+    /// An endpoint that is only down or slow does not count: messages wait
+    /// in the queue and go out once it is back, so the instance should keep
+    /// taking them.
+    pub fn health(&self) -> Result<(), String> {
+        let st = self.state.lock();
+        let valid = st
+            .current
+            .as_ref()
+            .is_some_and(|c| Instant::now() < c.stale_at);
+        match &st.last_failure {
+            Some((Reason::Auth, detail)) if !valid => Err(detail.clone()),
+            _ => Ok(()),
+        }
+    }
+
     /// How many token requests succeeded so far.
     pub fn generation(&self) -> u64 {
         self.state.lock().generation
@@ -958,6 +975,46 @@ mod tests {
             thread::sleep(last);
         }
         assert_eq!(last, BACKOFF.max);
+    }
+
+    /// Calls `get` until the fetcher has run `n` times (back-offs pass).
+    fn get_until_call(
+        src: &TokenSource,
+        calls: &AtomicU32,
+        n: u32,
+    ) -> Result<AccessToken, Outcome> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let got = src.get();
+            if calls.load(Ordering::SeqCst) >= n {
+                return got;
+            }
+            assert!(std::time::Instant::now() < deadline, "no call {n}");
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn a_refused_key_is_unhealthy_until_a_refresh_succeeds() {
+        let (src, calls) = source(Duration::ZERO, |n| match n {
+            1 => Err(fail(Reason::Upstream)),
+            2 => Err(FetchError {
+                reason: Reason::Auth,
+                detail: "HTTP 400 invalid_grant".into(),
+                retry_after: None,
+            }),
+            _ => ok(Duration::from_secs(3600))(n),
+        });
+        assert!(get_until_call(&src, &calls, 1).is_err());
+        assert_eq!(
+            src.health(),
+            Ok(()),
+            "an endpoint that is down is no reason"
+        );
+        assert!(get_until_call(&src, &calls, 2).is_err());
+        assert_eq!(src.health(), Err("HTTP 400 invalid_grant".to_string()));
+        assert!(get_until_call(&src, &calls, 3).is_ok());
+        assert_eq!(src.health(), Ok(()));
     }
 
     #[test]

@@ -162,6 +162,10 @@ impl Upstream for V1 {
         1
     }
 
+    fn ready(&self) -> Result<(), String> {
+        self.tokens.health()
+    }
+
     fn send(&self, message: &Message, tokens: &[String]) -> Vec<Outcome> {
         tokens
             .iter()
