@@ -82,7 +82,16 @@ impl Stats {
     pub fn with_store(store: Store, recovered: &mut Recovered) -> Stats {
         let now = Instant::now();
         let inner = Inner {
+            // A recovered token is sent (again) by this process, so it
+            // counts as an attempt here: attempts stay >= delivered +
+            // failures, the invariant dashboards check.
             report: Report {
+                attempts: recovered
+                    .requests
+                    .iter()
+                    .flat_map(|r| &r.groups)
+                    .map(|g| g.tokens.len() as u64)
+                    .sum(),
                 pending: recovered.requests.len() as u64,
                 ..Report::default()
             },

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use common::{client, post_form_to, post_to, start, wait_until, Running, API_KEY};
 use gocm::Relay;
 use mock_fcm::{MockFcm, MockOptions};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// A fresh folder under the system temp dir, removed on drop.
 struct Dir(PathBuf);
@@ -109,10 +109,11 @@ fn a_restart_keeps_waiting_retries_and_does_not_resend_delivered_tokens() {
     r.shutdown();
 
     let r = relay(&mock, &dir, &[]);
+    let report = get(&r, "/gcm/report");
+    assert_eq!(report["pending"], 1, "the request is recovered");
     assert_eq!(
-        get(&r, "/gcm/report")["pending"],
-        1,
-        "the request is recovered"
+        report["attempts"], 1,
+        "the token still to send counts as this process's attempt: {report}"
     );
     wait_until(
         "the retry after the restart",
@@ -132,6 +133,12 @@ fn a_restart_keeps_waiting_retries_and_does_not_resend_delivered_tokens() {
     wait_until("pending 0", Duration::from_secs(5), || {
         get(&r, "/gcm/report")["pending"] == 0
     });
+    let report = get(&r, "/gcm/report");
+    assert_eq!(
+        (&report["attempts"], &report["delivered"]),
+        (&json!(1), &json!(1)),
+        "{report}"
+    );
     r.shutdown();
 
     // Finished requests are gone from the store.
