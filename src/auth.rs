@@ -40,7 +40,8 @@ impl Auth {
             ApiError::new(
                 401,
                 "missing Authorization header: send `Authorization: Bearer <token>` \
-                 (the token gocm was started with, --auth-token)",
+                 (the token gocm was started with: --auth-token-file, GOCM_AUTH_TOKEN \
+                 or --auth-token)",
             )
         })?;
         let value = value.trim();

@@ -398,7 +398,14 @@ pub fn parse_args<S: AsRef<str>>(
     })?;
     match cli.command.take() {
         None => Config::from_cli(cli, env).map(Invocation::Serve),
-        Some(Command::Send(send)) => SendPlan::new(send, cli, env).map(Invocation::Send),
+        Some(Command::Send(send)) => {
+            SendPlan::new(send, cli, env)
+                .map(Invocation::Send)
+                .map_err(|e| match e {
+                    Error::Config(msg) => Error::SendUsage(msg),
+                    other => other,
+                })
+        }
     }
     .map_err(ArgsError::Invalid)
 }
@@ -419,7 +426,18 @@ impl Config {
 
     pub fn from_cli(cli: Cli, env: impl Fn(&str) -> Option<String>) -> Result<Config, Error> {
         let nonempty = |s: Option<String>| s.filter(|s| !s.trim().is_empty());
-        let flag_key = cli.apikey.filter(|k| !k.expose().trim().is_empty());
+        // An empty --apikey is a mistake (an unset shell variable), not a
+        // request to look elsewhere: say so rather than "no credentials".
+        if cli
+            .apikey
+            .as_ref()
+            .is_some_and(|k| k.expose().trim().is_empty())
+        {
+            return Err(Error::Config(
+                "--apikey is empty: give the legacy server key, or drop the flag".into(),
+            ));
+        }
+        let flag_key = cli.apikey;
         let api_key = match (flag_key, cli.apikey_file) {
             (Some(_), Some(_)) => {
                 return Err(Error::Config(
@@ -640,6 +658,17 @@ mod tests {
     fn no_credentials_is_a_clear_error() {
         match Config::from_args::<&str>(&[], no_env) {
             Err(ArgsError::Invalid(e)) => assert!(e.to_string().contains("--apikey")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_empty_api_key_says_it_is_empty() {
+        let env = |k: &str| (k == "GOCM_APIKEY").then(|| "from-env".to_string());
+        match Config::from_args(&["--apikey", " "], env) {
+            Err(ArgsError::Invalid(e)) => {
+                assert!(e.to_string().contains("--apikey is empty"), "{e}")
+            }
             other => panic!("{other:?}"),
         }
     }

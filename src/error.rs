@@ -8,6 +8,8 @@ pub enum Error {
     /// A flag or environment variable is missing, malformed or contradicts
     /// another one.
     Config(String),
+    /// The same, for `gocm send`: the hint names its own `--help`.
+    SendUsage(String),
     /// The service-account key file is unusable (never holds key material).
     Credentials(String),
     /// The listening socket could not be opened.
@@ -30,6 +32,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Config(msg) => write!(f, "{msg} (see `gocm --help`)"),
+            Error::SendUsage(msg) => write!(f, "{msg} (see `gocm send --help`)"),
             Error::Credentials(msg) => write!(f, "credentials: {msg}"),
             Error::Bind { addr, source } => write!(
                 f,

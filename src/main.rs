@@ -18,7 +18,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(ArgsError::Exit { output, ok: false }) => {
-            eprintln!("{output}\nRun gocm --help for usage.");
+            eprintln!("{output}\nRun gocm --help (or gocm send --help) for usage.");
             ExitCode::from(2)
         }
         Err(ArgsError::Invalid(e)) => {
@@ -57,6 +57,7 @@ fn serve(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let durable = config.data_dir.is_some();
     let relay = match gocm::Relay::start(config) {
         Ok(r) => r,
         Err(e) => {
@@ -80,6 +81,10 @@ fn serve(config: Config) -> ExitCode {
         }
     });
     relay.shutdown();
-    log::info!("stopped");
+    if durable {
+        log::info!("stopped; what was not delivered stays in the store for the next start");
+    } else {
+        log::info!("stopped");
+    }
     ExitCode::SUCCESS
 }

@@ -15,7 +15,7 @@ use argh::FromArgs;
 use crate::api::send;
 use crate::config::{Cli, Config, Secret};
 use crate::error::Error;
-use crate::upstream::{self, Message, Outcome};
+use crate::upstream::{self, Message, Outcome, Reason};
 
 /// send one message now and print each token's outcome, without starting
 /// the server (exit 0 when every token was delivered, 1 otherwise, 2 on a
@@ -142,10 +142,18 @@ pub fn run(plan: &SendPlan, out: &mut impl Write) -> Result<bool, Error> {
         let outcomes = upstream.send(&plan.message, chunk);
         for (i, token) in chunk.iter().enumerate() {
             let line = match outcomes.get(i) {
+                Some(Outcome::Delivered) if plan.message.dry_run => {
+                    "valid (dry run: validated by FCM, not delivered)".to_string()
+                }
                 Some(Outcome::Delivered) => "delivered".to_string(),
                 Some(Outcome::Canonical(new)) => format!("canonical {new}"),
                 Some(Outcome::NotRegistered) => "not registered".to_string(),
                 Some(Outcome::Failed { reason, detail }) => {
+                    format!("failed ({}: {detail})", reason.as_str())
+                }
+                // Refused credentials are not transient: the relay would
+                // not get further by retrying (it fails the message too).
+                Some(Outcome::Retry { reason, detail, .. }) if *reason == Reason::Auth => {
                     format!("failed ({}: {detail})", reason.as_str())
                 }
                 Some(Outcome::Retry { reason, detail, .. }) => {

@@ -250,10 +250,21 @@ impl FailureLog {
 
     fn log(self, upstream: &str) {
         for ((reason, detail), (count, first)) in self.by_cause {
-            if count == 1 {
-                log::warn!("{upstream}: token {first} failed ({reason}): {detail}");
+            // Refused credentials fail every message until an operator acts:
+            // an error, not one more warning about a bad token.
+            let level = if reason == Reason::Auth.as_str() {
+                log::Level::Error
             } else {
-                log::warn!(
+                log::Level::Warn
+            };
+            if count == 1 {
+                log::log!(
+                    level,
+                    "{upstream}: token {first} failed ({reason}): {detail}"
+                );
+            } else {
+                log::log!(
+                    level,
                     "{upstream}: {count} tokens (first {first}) failed ({reason}): {detail}"
                 );
             }

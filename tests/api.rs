@@ -94,6 +94,8 @@ fn unsendable_requests_get_a_400_naming_the_problem() {
         ("tokens=T1", "missing \"payload\""),
         ("tokens=T1&payload=[1,2]", "JSON object"),
         ("tokens=T1&payload={nope", "not valid JSON"),
+        // A raw `&` in the payload cuts it short: the error says how to send it.
+        (r#"tokens=T1&payload={"q":"a&b"}"#, "--data-urlencode"),
         (r#"tokens=T1&payload={"from":"x"}"#, "reserved"),
         (r#"tokens=T1&payload={"message_type":"x"}"#, "reserved"),
         (r#"tokens=T1&payload={"google.c.a":"x"}"#, "reserved"),
@@ -116,6 +118,15 @@ fn unsendable_requests_get_a_400_naming_the_problem() {
     let a = h.post_json(&json!({"tokens": ["big-no"], "payload": over}));
     assert_eq!(a.status, 400);
     assert!(a.error().contains("4096"), "{}", a.error());
+    // A JSON body's tokens are an array of strings, and the error says so.
+    for (tokens, needle) in [
+        (json!("T1"), "must be an array of strings"),
+        (json!(["T1", 7]), "must hold strings; one is a number"),
+    ] {
+        let a = h.post_json(&json!({"tokens": tokens, "payload": {}}));
+        assert_eq!(a.status, 400, "{}", a.body);
+        assert!(a.error().contains(needle), "{}", a.error());
+    }
     // Nothing refused reached the upstream; the good one did.
     h.wait_idle();
     assert_eq!(h.mock.received("T1"), 0);

@@ -165,6 +165,11 @@ fn api_key_from_environment_never_reaches_the_log() {
     assert!(!log.is_empty());
     assert!(!log.contains(KEY), "the API key is in the log:\n{log}");
     assert_eq!(log.matches("API key rejected").count(), 1, "{log}");
+    let line = log
+        .lines()
+        .find(|l| l.contains("API key rejected"))
+        .unwrap();
+    assert!(line.contains("ERROR"), "logged as an error: {line}");
 }
 
 const AUTH_TOKEN: &str = "gocm-api-bearer-0123456789abcdef";

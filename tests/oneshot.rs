@@ -120,6 +120,8 @@ fn a_rejected_key_is_a_failure_with_its_reason() {
     assert_eq!(out.status.code(), Some(1));
     let line = stdout(&out);
     assert!(line.starts_with("once-5: failed (auth: "), "{line}");
+    // A refused key is not transient: nothing hints that a retry would help.
+    assert!(!line.contains("transient"), "{line}");
     assert_eq!(mock.delivered("once-5"), 0);
 }
 
@@ -141,7 +143,10 @@ fn dry_run_validates_without_delivering() {
         &[],
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(stdout(&out), "once-6: delivered\n");
+    assert_eq!(
+        stdout(&out),
+        "once-6: valid (dry run: validated by FCM, not delivered)\n"
+    );
     assert_eq!((mock.received("once-6"), mock.delivered("once-6")), (1, 0));
 }
 
@@ -207,6 +212,12 @@ fn usage_errors_exit_two_and_say_why() {
             stderr(&out)
         );
         assert!(stdout(&out).is_empty(), "{args:?}");
+        // The hint points at the subcommand's own help.
+        assert!(
+            stderr(&out).contains("gocm send --help"),
+            "{}",
+            stderr(&out)
+        );
     }
     assert_eq!(mock.send_requests(), 0);
 }

@@ -648,13 +648,17 @@ fn provider_is_refused_by_a_token_endpoint_that_does_not_know_the_key() {
     let mock = MockFcm::start(MockOptions::default());
     let key = TempKey::for_mock(&mock);
     let up = provider(&mock, &key, &[]);
-    assert!(matches!(
-        send(&*up, &small(), "x-1"),
+    match send(&*up, &small(), "x-1") {
         Outcome::Retry {
             reason: Reason::Auth,
+            detail,
             ..
+        } => {
+            // The mock says why, so a newcomer knows which flag is missing.
+            assert!(detail.contains("--public-key"), "{detail}");
         }
-    ));
+        other => panic!("{other:?}"),
+    }
     assert_eq!(mock.received("x-1"), 0);
 }
 

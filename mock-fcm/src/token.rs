@@ -25,6 +25,10 @@ const FCM_SCOPE: &str = "https://www.googleapis.com/auth/firebase.messaging";
 
 // Error descriptions: Google's wording where fcm-protocol.md §3.6/3.7 has it.
 const BAD_SIGNATURE: &str = "Invalid JWT Signature.";
+/// Google would not say this; the mock does, because a mock started
+/// without a key can verify nothing and the newcomer needs to know why.
+const NO_PUBLIC_KEY: &str =
+    "Invalid JWT Signature. (mock-fcm was started without --public-key, so it refuses every assertion)";
 const BAD_TIMES: &str = "Invalid JWT: Token must be a short-lived token (60 minutes) and in a \
                          reasonable timeframe. Check your iat and exp values in the JWT claim.";
 
@@ -181,7 +185,7 @@ impl TokenEndpoint {
 
         // The signature covers the two encoded parts exactly as sent.
         let signed = &jwt[..header_b64.len() + 1 + claims_b64.len()];
-        let key = self.public_key_der.as_deref().ok_or(BAD_SIGNATURE)?;
+        let key = self.public_key_der.as_deref().ok_or(NO_PUBLIC_KEY)?;
         UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, key)
             .verify(signed.as_bytes(), &signature)
             .map_err(|_| BAD_SIGNATURE)?;

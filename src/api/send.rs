@@ -128,7 +128,15 @@ fn parse_form(body: &[u8]) -> Result<(Vec<String>, Message), ApiError> {
     })?;
     let data = payload_object(
         serde_json::from_str::<Value>(&payload)
-            .map_err(|e| ApiError::new(400, format!("payload is not valid JSON: {e}")))?,
+            .map_err(|e| {
+                ApiError::new(
+                    400,
+                    format!(
+                        "payload is not valid JSON: {e} (in a form body, URL-encode the payload: \
+                         a raw & ends the field and a raw + is a space; curl --data-urlencode does it)"
+                    ),
+                )
+            })?,
     )?;
     Ok((
         tokens,
@@ -156,7 +164,7 @@ fn missing_tokens(saw_token: bool) -> ApiError {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct JsonSend {
-    tokens: Option<Vec<String>>,
+    tokens: Option<Value>,
     token: Option<Value>,
     payload: Option<Value>,
     notification: Option<Map<String, Value>>,
@@ -168,9 +176,28 @@ struct JsonSend {
 fn parse_json(body: &[u8]) -> Result<(Vec<String>, Message), ApiError> {
     let req: JsonSend = serde_json::from_slice(body)
         .map_err(|e| ApiError::new(400, format!("invalid JSON body: {e}")))?;
-    let tokens = req
-        .tokens
-        .ok_or_else(|| missing_tokens(req.token.is_some()))?;
+    let tokens = match req.tokens {
+        None => return Err(missing_tokens(req.token.is_some())),
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .map(|t| match t {
+                Value::String(s) => Ok(s),
+                other => Err(ApiError::new(
+                    400,
+                    format!("\"tokens\" must hold strings; one is {}", kind(&other)),
+                )),
+            })
+            .collect::<Result<Vec<String>, ApiError>>()?,
+        Some(other) => {
+            return Err(ApiError::new(
+                400,
+                format!(
+                    "\"tokens\" must be an array of strings, e.g. [\"T1\"]; it is {}",
+                    kind(&other)
+                ),
+            ))
+        }
+    };
     let data = match req.payload {
         None => {
             return Err(ApiError::new(
