@@ -72,14 +72,21 @@ fn a_relay_with_a_store_is_ready() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[test]
-fn a_rejected_api_key_makes_the_relay_unready_until_a_call_succeeds() {
+/// A legacy relay (no retries) whose first call, for `token`, the mock
+/// answered `status`; returns once that token is counted as failed.
+fn after_one_failed_call(status: u16, token: &str) -> common::Harness {
     let h = legacy(&["--retries", "0"]);
-    h.mock.push_script(Scripted::status(401));
-    h.send(&["refused-1"]);
-    wait_until("the refused call", Duration::from_secs(10), || {
+    h.mock.push_script(Scripted::status(status));
+    h.send(&[token]);
+    wait_until("the failed call", Duration::from_secs(10), || {
         h.report()["failures"] == 1
     });
+    h
+}
+
+#[test]
+fn a_rejected_api_key_makes_the_relay_unready_until_a_call_succeeds() {
+    let h = after_one_failed_call(401, "refused-1");
     let a = h.get("/readyz");
     assert_eq!(a.status, 503, "{}", a.body);
     assert!(a.error().contains("rejected the API key"), "{}", a.body);
@@ -96,12 +103,7 @@ fn a_rejected_api_key_makes_the_relay_unready_until_a_call_succeeds() {
 
 #[test]
 fn an_upstream_that_is_down_leaves_the_relay_ready() {
-    let h = legacy(&["--retries", "0"]);
-    h.mock.push_script(Scripted::status(503));
-    h.send(&["down-1"]);
-    wait_until("the failed call", Duration::from_secs(10), || {
-        h.report()["failures"] == 1
-    });
+    let h = after_one_failed_call(503, "down-1");
     let a = h.get("/readyz");
     assert_eq!((a.status, a.body.as_str()), (200, "ok\n"));
 }
