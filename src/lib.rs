@@ -88,6 +88,11 @@ impl Relay {
         let workers = pool
             .spawn(config.workers, &channels.inbox)
             .map_err(io("starting the workers"))?;
+        let warming = upstream.clone();
+        std::thread::Builder::new()
+            .name("gocm-warm-up".into())
+            .spawn(move || warming.warm_up())
+            .map_err(io("starting the credentials check"))?;
         let api = Arc::new(Api {
             stats: stats.clone(),
             queue: channels.queue,

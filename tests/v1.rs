@@ -797,8 +797,11 @@ fn relay_answers_a_revoked_token_with_exactly_one_refresh() {
 
 #[test]
 fn relay_holds_messages_while_the_token_endpoint_is_down() {
+    // Scripted before the start: the relay fetches a token right away.
+    let m = mock();
+    m.fail_token_requests(3, 503);
     let r = V1Relay::start(
-        mock(),
+        m,
         &[
             "--retries",
             "10",
@@ -808,7 +811,6 @@ fn relay_holds_messages_while_the_token_endpoint_is_down() {
             "200",
         ],
     );
-    r.mock.fail_token_requests(3, 503);
     let all = tokens("wait", 30);
     r.send(&all);
     let report = r.wait_idle(Duration::from_secs(20));
@@ -831,8 +833,10 @@ fn relay_holds_messages_while_the_token_endpoint_is_down() {
 
 #[test]
 fn relay_gives_up_on_a_refused_key_after_the_retries() {
+    let m = mock();
+    m.fail_token_requests(1000, 400);
     let r = V1Relay::start(
-        mock(),
+        m,
         &[
             "--retries",
             "2",
@@ -842,7 +846,6 @@ fn relay_gives_up_on_a_refused_key_after_the_retries() {
             "80",
         ],
     );
-    r.mock.fail_token_requests(1000, 400);
     r.send(&tokens("refused", 5));
     let report = r.wait_idle(Duration::from_secs(20));
     assert_eq!(report["failures"], 5, "{report}");
@@ -868,9 +871,34 @@ fn relay_gives_up_on_a_refused_key_after_the_retries() {
 }
 
 #[test]
+fn a_refused_key_shows_in_readyz_before_the_first_send() {
+    let m = mock();
+    m.fail_token_requests(1000, 400);
+    let r = V1Relay::start(m, &[]);
+    // No message was sent: the relay fetched a token at start.
+    wait_until("the refusal is seen", Duration::from_secs(10), || {
+        common::call(&r.agent, &r.url("/readyz"), None, None).status == 503
+    });
+    assert!(r.mock.token_requests() >= 1);
+    assert_eq!(r.report()["attempts"], 0);
+}
+
+#[test]
+fn a_good_key_is_fetched_once_at_start() {
+    let r = V1Relay::start(mock(), &[]);
+    wait_until("the token at start", Duration::from_secs(10), || {
+        r.mock.token_requests() == 1
+    });
+    r.send(&tokens("warm", 3));
+    r.wait_idle(Duration::from_secs(10));
+    assert_eq!(r.mock.token_requests(), 1, "the first sends used it");
+}
+
+#[test]
 fn relay_stays_ready_while_the_token_endpoint_is_down() {
-    let r = V1Relay::start(mock(), &["--backoff-ms", "20", "--backoff-max-ms", "40"]);
-    r.mock.fail_token_requests(1000, 503);
+    let m = mock();
+    m.fail_token_requests(1000, 503);
+    let r = V1Relay::start(m, &["--backoff-ms", "20", "--backoff-max-ms", "40"]);
     r.send(&tokens("down", 1));
     wait_until("two refused refreshes", Duration::from_secs(10), || {
         r.mock.token_requests() >= 2

@@ -37,6 +37,10 @@ impl Upstream for Instrumented {
         self.inner.send(message, tokens)
     }
 
+    fn warm_up(&self) {
+        self.inner.warm_up()
+    }
+
     fn ready(&self) -> Result<(), String> {
         self.inner.ready()
     }

@@ -168,6 +168,12 @@ pub trait Upstream: Send + Sync {
     fn ready(&self) -> Result<(), String> {
         Ok(())
     }
+
+    /// Fetches ahead of time what the first call needs (v1: the OAuth
+    /// access token), so that a refused key shows in the log and in
+    /// `/readyz` right after start, not at the first message. Called once,
+    /// from a thread of its own: it may block on the network.
+    fn warm_up(&self) {}
 }
 
 /// Shortens a device token for a log line: enough to grep for, not the

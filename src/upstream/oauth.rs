@@ -486,7 +486,7 @@ impl TokenSource {
                     if still_valid {
                         ", the current token is still valid"
                     } else {
-                        ", messages wait and are retried"
+                        ", messages wait for it (each until its --retries are spent)"
                     }
                 );
                 if e.reason == Reason::Auth {

@@ -162,6 +162,12 @@ impl Upstream for V1 {
         1
     }
 
+    fn warm_up(&self) {
+        // A failure is logged, counted and kept for /readyz by the token
+        // source; the first message retries it under the usual back-off.
+        let _ = self.tokens.get();
+    }
+
     fn ready(&self) -> Result<(), String> {
         self.tokens.health()
     }
