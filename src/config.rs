@@ -22,6 +22,10 @@ use crate::oneshot::{SendArgs, SendPlan};
 /// retries what is transient, and reports tokens to replace or purge.
 #[derive(FromArgs, Debug)]
 pub struct Cli {
+    /// print gocm's version and exit
+    #[argh(switch)]
+    pub version: bool,
+
     /// legacy FCM server key (default: the GOCM_APIKEY environment variable,
     /// or --apikey-file; both keep it out of `ps`)
     #[argh(option)]
@@ -199,7 +203,7 @@ const OPTIONS: &[&str] = &[
 ];
 
 /// GoCM's names for flags that gocm spells differently.
-const GO_ALIASES: &[(&str, &str)] = &[("host", "ipaddress")];
+const GO_ALIASES: &[(&str, &str)] = &[("host", "ipaddress"), ("h", "help")];
 
 /// Rewrites Go-style flags to argh's form: `-apikey K` → `--apikey K`,
 /// `--port=5601` / `-port=5601` → `--port 5601`, `-host H` → `--ipaddress H`.
@@ -396,6 +400,12 @@ pub fn parse_args<S: AsRef<str>>(
         output: e.output,
         ok: e.status.is_ok(),
     })?;
+    if cli.version {
+        return Err(ArgsError::Exit {
+            output: format!("gocm {}", env!("CARGO_PKG_VERSION")),
+            ok: true,
+        });
+    }
     match cli.command.take() {
         None => Config::from_cli(cli, env).map(Invocation::Serve),
         Some(Command::Send(send)) => {
@@ -659,6 +669,18 @@ mod tests {
         match Config::from_args::<&str>(&[], no_env) {
             Err(ArgsError::Invalid(e)) => assert!(e.to_string().contains("--apikey")),
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn short_help_and_version_exit_successfully() {
+        for (args, needle) in [(["-h"], "--apikey"), (["--version"], "gocm 0.")] {
+            match parse_args(&args, no_env) {
+                Err(ArgsError::Exit { output, ok: true }) => {
+                    assert!(output.contains(needle), "{output}")
+                }
+                other => panic!("{args:?}: {other:?}"),
+            }
         }
     }
 

@@ -108,7 +108,7 @@ impl SendPlan {
             body.to_string().as_bytes(),
             usize::MAX,
         )
-        .map_err(|e| Error::Config(format!("gocm send: {}", e.message)))?;
+        .map_err(|e| Error::Config(e.message))?;
 
         // A flag given after `send` wins over the same flag given before it.
         top.apikey = args.apikey.or(top.apikey);

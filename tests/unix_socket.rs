@@ -120,6 +120,21 @@ fn a_regular_file_is_never_replaced() {
 }
 
 #[test]
+fn a_missing_folder_is_named() {
+    let socket = SocketPath(
+        std::env::temp_dir()
+            .join(format!("gocm-no-such-dir-{}", std::process::id()))
+            .join("gocm.sock"),
+    );
+    let err = Relay::start(config(&socket, &[]))
+        .err()
+        .expect("a socket in a missing folder is refused")
+        .to_string();
+    assert!(err.contains("does not exist"), "{err}");
+    assert!(!socket.0.parent().unwrap().exists(), "nothing was created");
+}
+
+#[test]
 fn a_socket_in_use_is_refused() {
     let socket = SocketPath::new("inuse");
     let other = UnixListener::bind(&socket.0).unwrap();

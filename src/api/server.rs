@@ -196,6 +196,14 @@ fn bind_unix(path: &Path, timeout: Duration) -> Result<UnixListener, Error> {
             )))
         }
     }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.is_dir() {
+            return Err(problem(format!(
+                "its folder {} does not exist (create it, e.g. systemd's RuntimeDirectory=)",
+                dir.display()
+            )));
+        }
+    }
     let addr = SockAddr::unix(path).map_err(|e| problem(format!("unusable path ({e})")))?;
     let io = |what: &'static str| move |e: std::io::Error| problem(format!("{what}: {e}"));
     let socket = Socket::new(Domain::UNIX, Type::STREAM, None).map_err(io("socket"))?;
