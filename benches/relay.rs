@@ -87,8 +87,8 @@ fn ingest(run: Duration, clients: usize) {
     // As many handler threads as clients, for gocm and the bare responder.
     println!(
         "\n## ingest: {clients} keep-alive clients, 1-token form sends, {clients} handler threads \
-         ({ROUNDS} rounds of bare / in-memory / durable, {} s each: this machine's speed drifts, \
-         so ratios are taken within a round; figures are medians)",
+         ({ROUNDS} rounds of bare / in-memory / durable, {} s each, fresh relays each round: \
+         this machine's speed drifts, so ratios are taken within a round; figures are medians)",
         run.as_secs_f64()
     );
     let bare = BareResponder::start(clients);
@@ -113,15 +113,20 @@ fn ingest(run: Duration, clients: usize) {
         "--retries",
         "0",
     ];
-    let memory_relay = start_relay(&mock, &stalled, None);
-    let dir = TempDir::new("ingest");
-    let durable_relay = start_relay(&mock, &stalled, Some(&dir.0));
-
     let mut rounds = Vec::new();
     for i in 1..=ROUNDS {
+        // Fresh relays each round: with the upstream stalled every accepted
+        // request stays pending, and a backlog carried over from earlier
+        // rounds (far beyond the default --max-pending) would weigh on the
+        // later ones.
+        let memory_relay = start_relay(&mock, &stalled, None);
+        let dir = TempDir::new(&format!("ingest-{clients}-{i}"));
+        let durable_relay = start_relay(&mock, &stalled, Some(&dir.0));
         let ceiling = hammer(bare.addr, run, clients);
         let memory = hammer(memory_relay.addr(), run, clients);
         let durable = hammer(durable_relay.addr(), run, clients);
+        drop(durable_relay);
+        drop(memory_relay);
         println!(
             "{:<28} bare {:>6.0}, in-memory {:>6.0} ({:.2}), durable {:>6.0} ({:.2} of in-memory) req/s",
             format!("round {i}"),
@@ -162,8 +167,6 @@ fn ingest(run: Duration, clients: usize) {
         "",
         median_ratio(2, 1)
     );
-    drop(durable_relay);
-    drop(memory_relay);
     bare.stop();
 }
 
