@@ -118,6 +118,31 @@ fn unsendable_requests_get_a_400_naming_the_problem() {
     let a = h.post_json(&json!({"tokens": ["big-no"], "payload": over}));
     assert_eq!(a.status, 400);
     assert!(a.error().contains("4096"), "{}", a.error());
+    // Nesting is capped well below serde_json's 128 levels, which the stored
+    // and sent forms (more levels around the payload) would exceed.
+    let nested = |levels: usize| {
+        format!(
+            r#"{{"k":{}1{}}}"#,
+            "[".repeat(levels - 1),
+            "]".repeat(levels - 1)
+        )
+    };
+    let a = h.post_json(&json!({"tokens": ["deep-no"], "payload": nested(33)}));
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert!(a.error().contains("33 levels deep"), "{}", a.error());
+    let a = h.post_form(&format!("tokens=deep-no&payload={}", nested(127)));
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert!(a.error().contains("levels deep"), "{}", a.error());
+    let a = h.post_json(&json!({"tokens": ["deep-ok"], "payload": nested(32)}));
+    assert_eq!(a.status, 200, "{}", a.body);
+    // FCM's 4096 bytes hold the notification and the data together.
+    let a = h.post_json(&json!({
+        "tokens": ["loud-no"],
+        "payload": {"k": "v"},
+        "notification": {"title": "t".repeat(4096)},
+    }));
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert!(a.error().contains("together"), "{}", a.error());
     // A JSON body's tokens are an array of strings, and the error says so.
     for (tokens, needle) in [
         (json!("T1"), "must be an array of strings"),
@@ -131,8 +156,11 @@ fn unsendable_requests_get_a_400_naming_the_problem() {
     h.wait_idle();
     assert_eq!(h.mock.received("T1"), 0);
     assert_eq!(h.mock.received("big-no"), 0);
+    assert_eq!(h.mock.received("deep-no"), 0);
+    assert_eq!(h.mock.received("loud-no"), 0);
     assert_eq!(h.mock.delivered("big-ok"), 1);
-    assert_eq!(h.report()["attempts"], 1);
+    assert_eq!(h.mock.delivered("deep-ok"), 1);
+    assert_eq!(h.report()["attempts"], 2);
 }
 
 #[test]

@@ -150,6 +150,37 @@ fn a_restart_keeps_waiting_retries_and_does_not_resend_delivered_tokens() {
 /// request's end are folded into one commit; nothing of it may be left
 /// for a restart to send again.
 #[test]
+fn the_deepest_payload_accepted_survives_a_restart() {
+    let mock = mock();
+    let dir = Dir::new("deep");
+    let deepest = gocm::api::send::MAX_PAYLOAD_DEPTH;
+    let inner = format!("{}1{}", "[".repeat(deepest - 1), "]".repeat(deepest - 1));
+    let payload: Value = serde_json::from_str(&format!(r#"{{"k":{inner}}}"#)).unwrap();
+    let body = json!({"tokens": ["unavail1-deep"], "payload": payload}).to_string();
+    // The retry is due seconds later: it is still stored at the stop.
+    let r = relay(
+        &mock,
+        &dir,
+        &["--backoff-ms", "4000", "--backoff-max-ms", "4000"],
+    );
+    let url = format!("http://{}/gcm/send", r.addr());
+    let a = post_to(&client(), &url, "application/json", body.as_bytes());
+    assert_eq!(a.status, 200, "{}", a.body);
+    wait_until("the first try", Duration::from_secs(10), || {
+        mock.received("unavail1-deep") == 1
+    });
+    r.shutdown();
+    // The store reads it back (it once could not: too deep for serde_json
+    // with the store's own levels around it) and sends it unchanged.
+    let r = relay(&mock, &dir, &[]);
+    wait_until("the retry", Duration::from_secs(15), || {
+        mock.delivered("unavail1-deep") == 1
+    });
+    assert_eq!(mock.last_data("unavail1-deep"), Some(payload));
+    r.shutdown();
+}
+
+#[test]
 fn a_split_request_that_ends_at_once_leaves_nothing_to_resend() {
     let mock = mock();
     let dir = Dir::new("folded");

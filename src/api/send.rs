@@ -17,6 +17,12 @@ use crate::upstream::{AndroidOptions, Message};
 
 /// FCM's limit on the data payload, in bytes of compact JSON.
 pub const MAX_PAYLOAD_BYTES: usize = 4096;
+/// How deep a payload may nest (the object itself is level 1). serde_json
+/// stops at 128 levels, and the stored and sent forms wrap the payload in
+/// more levels: a payload near that limit would be accepted, then be
+/// unreadable from the store and refused by the upstream. Real app data is
+/// flat or nearly so.
+pub const MAX_PAYLOAD_DEPTH: usize = 32;
 /// Longest token accepted; real FCM tokens are about 160 bytes.
 pub const MAX_TOKEN_BYTES: usize = 4096;
 /// Longest TTL FCM accepts: four weeks.
@@ -227,6 +233,20 @@ fn parse_json(body: &[u8]) -> Result<(Vec<String>, Message), ApiError> {
             }
         }
     }
+    if let Some(n) = &req.notification {
+        // FCM's 4096 bytes hold the notification and the data together.
+        let size = serde_json::to_vec(n).map_or(usize::MAX, |b| b.len())
+            + serde_json::to_vec(&data).map_or(usize::MAX, |b| b.len());
+        if size > MAX_PAYLOAD_BYTES {
+            return Err(ApiError::new(
+                400,
+                format!(
+                    "notification and payload are {size} bytes of JSON together; \
+                     FCM's limit is {MAX_PAYLOAD_BYTES}"
+                ),
+            ));
+        }
+    }
     if let Some(ttl) = req.android.as_ref().and_then(|a| a.ttl) {
         if ttl > MAX_TTL_SECS {
             return Err(ApiError::new(
@@ -244,6 +264,16 @@ fn parse_json(body: &[u8]) -> Result<(Vec<String>, Message), ApiError> {
             dry_run: req.dry_run,
         },
     ))
+}
+
+/// Levels of arrays and objects in `v` (a string or number is 0). The
+/// recursion is bounded: serde_json refused anything over 128 levels.
+fn nesting(v: &Value) -> usize {
+    match v {
+        Value::Array(items) => 1 + items.iter().map(nesting).max().unwrap_or(0),
+        Value::Object(map) => 1 + map.values().map(nesting).max().unwrap_or(0),
+        _ => 0,
+    }
 }
 
 /// The payload must be a JSON object that FCM will accept as `data`.
@@ -271,6 +301,13 @@ fn payload_object(v: Value) -> Result<Map<String, Value>, ApiError> {
                 format!("payload key {k:?} is null: FCM data values must be strings, numbers, booleans, objects or arrays"),
             ));
         }
+    }
+    let depth = 1 + map.values().map(nesting).max().unwrap_or(0);
+    if depth > MAX_PAYLOAD_DEPTH {
+        return Err(ApiError::new(
+            400,
+            format!("payload nests {depth} levels deep; the limit is {MAX_PAYLOAD_DEPTH}"),
+        ));
     }
     let size = serde_json::to_vec(&map)
         .map(|b| b.len())
