@@ -8,12 +8,34 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 
 use crate::common::{HTTPVersion, Method};
+use crate::util::refined_tcp_stream::Deadline;
 use crate::util::RefinedTcpStream;
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::Request;
 
 /// gocm patch: most header lines in one request.
 const MAX_HEADERS: usize = 100;
+
+/// gocm patch: the answers tiny_http gives itself carry a JSON error naming
+/// the problem, as gocm's own do (upstream's were empty).
+fn json_error(status: u16, message: &str) -> crate::Response<std::io::Cursor<Vec<u8>>> {
+    let mut body = String::from("{\"error\":\"");
+    for c in message.chars() {
+        match c {
+            '"' => body.push_str("\\\""),
+            '\\' => body.push_str("\\\\"),
+            c if c.is_control() => {}
+            c => body.push(c),
+        }
+    }
+    body.push_str("\"}");
+    crate::Response::from_data(body.into_bytes())
+        .with_status_code(crate::StatusCode(status))
+        .with_header(crate::Header {
+            field: "Content-Type".parse().unwrap(),
+            value: "application/json".parse().unwrap(),
+        })
+}
 
 /// A ClientConnection is an object that will store a socket to a client
 /// and return Request objects.
@@ -37,13 +59,22 @@ pub struct ClientConnection {
 
     // true if the connection goes through SSL
     secure: bool,
+
+    /// gocm patch: bounds a whole request header and its buffered body,
+    /// counted from the request's first byte (the socket's read timeout).
+    deadline: Deadline,
+    request_timeout: Option<std::time::Duration>,
+    /// gocm patch: a byte of the current request has arrived (so a timeout
+    /// is answered 408, while an idle keep-alive connection closes quietly).
+    partial: bool,
 }
 
 /// Error that can happen when reading a request.
 #[derive(Debug)]
 enum ReadError {
     WrongRequestLine,
-    WrongHeader(HTTPVersion),
+    /// gocm patch: with what is wrong, for the 400's JSON error.
+    WrongHeader(HTTPVersion, &'static str),
     /// the client sent an unrecognized `Expect` header
     ExpectationFailed(HTTPVersion),
     ReadIoError(IoError),
@@ -59,6 +90,8 @@ impl ClientConnection {
     ) -> ClientConnection {
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
+        let deadline = read_socket.deadline();
+        let request_timeout = read_socket.read_timeout();
 
         let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(1024, read_socket));
         let first_header = source.next().unwrap();
@@ -70,6 +103,9 @@ impl ClientConnection {
             next_header_source: first_header,
             no_more_requests: false,
             secure,
+            deadline,
+            request_timeout,
+            partial: false,
         }
     }
 
@@ -94,6 +130,12 @@ impl ClientConnection {
                 Some(b) => b?,
                 None => return Err(IoError::new(ErrorKind::ConnectionAborted, "Unexpected EOF")),
             };
+            if !self.partial {
+                self.partial = true;
+                if let Some(t) = self.request_timeout {
+                    self.deadline.set(t);
+                }
+            }
 
             if byte == b'\n' && prev_byte_was_cr {
                 buf.pop(); // removing the '\r'
@@ -117,6 +159,13 @@ impl ClientConnection {
     /// gocm patch: at most `MAX_HEADERS` header lines.
     /// Blocks until the header has been read.
     fn read(&mut self) -> Result<Request, ReadError> {
+        self.partial = false;
+        let request = self.read_within_deadline();
+        self.deadline.clear();
+        request
+    }
+
+    fn read_within_deadline(&mut self) -> Result<Request, ReadError> {
         let (method, path, version, headers) = {
             // reading the request line
             let (method, path, version) = {
@@ -138,12 +187,20 @@ impl ClientConnection {
                     };
                     // gocm patch: upstream had no cap on the header count.
                     if headers.len() >= MAX_HEADERS {
-                        return Err(ReadError::WrongHeader(version));
+                        return Err(ReadError::WrongHeader(
+                            version,
+                            "more than 100 header lines",
+                        ));
                     }
                     headers.push(match FromStr::from_str(line.as_str().trim()) {
                         // TODO: remove this conversion
                         Ok(h) => h,
-                        _ => return Err(ReadError::WrongHeader(version)),
+                        _ => {
+                            return Err(ReadError::WrongHeader(
+                                version,
+                                "malformed header line (expected `Name: value`)",
+                            ))
+                        }
                     });
                 }
 
@@ -183,7 +240,11 @@ impl ClientConnection {
                 request::RequestCreationError::ExpectationFailed => {
                     ReadError::ExpectationFailed(version)
                 }
-                request::RequestCreationError::BadFraming => ReadError::WrongHeader(version),
+                request::RequestCreationError::BadFraming => ReadError::WrongHeader(
+                    version,
+                    "ambiguous body length: send one Content-Length (digits only) \
+                     or Transfer-Encoding: chunked alone",
+                ),
             }
         })?;
 
@@ -210,7 +271,10 @@ impl Iterator for ClientConnection {
             let rq = match self.read() {
                 Err(ReadError::WrongRequestLine) => {
                     let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
+                    let response = json_error(
+                        400,
+                        "malformed request line (expected `METHOD /path HTTP/1.1`)",
+                    );
                     response
                         .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
                         .ok();
@@ -218,18 +282,29 @@ impl Iterator for ClientConnection {
                                  // se we have to close
                 }
 
-                Err(ReadError::WrongHeader(ver)) => {
+                Err(ReadError::WrongHeader(ver, what)) => {
                     let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
+                    let response = json_error(400, what);
                     response.raw_print(writer, ver, &[], false, None).ok();
                     return None; // we don't know where the next request would start,
                                  // se we have to close
                 }
 
-                Err(ReadError::ReadIoError(ref err)) if err.kind() == ErrorKind::TimedOut => {
+                // gocm patch: Linux reports a socket timeout as WouldBlock,
+                // so this 408 was never sent; and an idle keep-alive
+                // connection (no byte of a request yet) closes quietly, so a
+                // client never reads a 408 as the answer to its next request.
+                Err(ReadError::ReadIoError(ref err))
+                    if matches!(err.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock)
+                        && self.partial =>
+                {
                     // request timeout
                     let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(408));
+                    let response = json_error(
+                        408,
+                        "the request header did not arrive within the client timeout \
+                         (--client-timeout-ms)",
+                    );
                     response
                         .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
                         .ok();
@@ -238,8 +313,8 @@ impl Iterator for ClientConnection {
 
                 Err(ReadError::ExpectationFailed(ver)) => {
                     let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(417));
-                    response.raw_print(writer, ver, &[], true, None).ok();
+                    let response = json_error(417, "unsupported Expect header (only 100-continue)");
+                    response.raw_print(writer, ver, &[], false, None).ok();
                     return None; // TODO: should be recoverable, but needs handling in case of body
                 }
 
@@ -247,8 +322,27 @@ impl Iterator for ClientConnection {
                 // a silent close.
                 Err(ReadError::BodyTimeout(ver)) => {
                     let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(408));
+                    let response = json_error(
+                        408,
+                        "the request body did not arrive within the client timeout \
+                         (--client-timeout-ms)",
+                    );
                     response.raw_print(writer, ver, &[], false, None).ok();
+                    return None;
+                }
+
+                // gocm patch: an over-long or non-ASCII header line was a
+                // silent close.
+                Err(ReadError::ReadIoError(ref err)) if err.kind() == ErrorKind::InvalidInput => {
+                    let (status, what) = if err.to_string().contains("too long") {
+                        (431, "a request or header line is over 16 KiB")
+                    } else {
+                        (400, "a request or header line is not ASCII")
+                    };
+                    let writer = self.sink.next().unwrap();
+                    json_error(status, what)
+                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
+                        .ok();
                     return None;
                 }
 
@@ -263,10 +357,7 @@ impl Iterator for ClientConnection {
             // ever, leaking a thread and a socket per request. Answer through
             // the request's own writer, then close.
             if *rq.http_version() > (1, 1) {
-                let response = Response::from_string(
-                    "This server only supports HTTP versions 1.0 and 1.1".to_owned(),
-                )
-                .with_status_code(StatusCode(505));
+                let response = json_error(505, "this server speaks HTTP/1.0 and HTTP/1.1 only");
                 let writer = rq.into_writer();
                 response
                     .raw_print(writer, HTTPVersion(1, 1), &[], false, None)

@@ -95,6 +95,16 @@ impl std::io::Write for Connection {
     }
 }
 impl Connection {
+    /// gocm patch: the socket's read timeout (gocm's --client-timeout-ms),
+    /// which also bounds a whole request header.
+    pub(crate) fn read_timeout(&self) -> Option<std::time::Duration> {
+        match self {
+            Self::Tcp(s) => s.read_timeout().ok().flatten(),
+            #[cfg(unix)]
+            Self::Unix(s) => s.read_timeout().ok().flatten(),
+        }
+    }
+
     /// Gets the peer's address. Some for TCP, None for Unix sockets.
     pub(crate) fn peer_addr(&mut self) -> std::io::Result<Option<SocketAddr>> {
         match self {

@@ -324,16 +324,20 @@ impl Server {
                         let mut client = Some(client);
                         tasks_pool.spawn(Box::new(move || {
                             if let Some(client) = client.take() {
-                                // Synchronization is needed for HTTPS requests to avoid a deadlock
-                                if client.secure() {
-                                    let (sender, receiver) = mpsc::channel();
-                                    for rq in client {
-                                        messages.push(rq.with_notify_sender(sender.clone()).into());
-                                        receiver.recv().unwrap();
-                                    }
-                                } else {
-                                    for rq in client {
-                                        messages.push(rq.into());
+                                // gocm patch: one request in flight per
+                                // connection, as upstream did for HTTPS only.
+                                // A client pipelining requests without reading
+                                // the answers queued them without bound, and
+                                // every handler thread ended up waiting to
+                                // write its answer on that one connection.
+                                let (sender, receiver) = mpsc::channel();
+                                for rq in client {
+                                    messages.push(rq.with_notify_sender(sender.clone()).into());
+                                    // An answer that could not be written
+                                    // (a client that reads nothing, past
+                                    // the write timeout) ends the connection.
+                                    if receiver.recv() != Ok(true) {
+                                        break;
                                     }
                                 }
                             }

@@ -73,11 +73,13 @@ pub struct Request {
     must_send_continue: bool,
 
     // If Some, a message must be sent after responding
-    notify_when_responded: Option<Sender<()>>,
+    /// gocm patch: carries whether the answer was written, so the
+    /// connection stops reading requests it could not answer.
+    notify_when_responded: Option<Sender<bool>>,
 }
 
 struct NotifyOnDrop<R> {
-    sender: Sender<()>,
+    sender: Sender<bool>,
     inner: R,
 }
 
@@ -96,7 +98,7 @@ impl<R: Write> Write for NotifyOnDrop<R> {
 }
 impl<R> Drop for NotifyOnDrop<R> {
     fn drop(&mut self) {
-        self.sender.send(()).unwrap();
+        self.sender.send(true).ok();
     }
 }
 
@@ -129,9 +131,30 @@ impl From<IoError> for RequestCreationError {
 ///
 /// The `Write` object will be used by the `Request` to write the response.
 #[allow(clippy::too_many_arguments)]
-/// gocm patch: bodies up to this size are read by the connection's own
-/// thread before the request is queued.
-const BUFFERED_BODY: usize = 64 * 1024;
+/// gocm patch: bodies up to this size (gocm's default --max-body), with a
+/// `Content-Length`, chunked, or after `Expect: 100-continue`, are read by
+/// the connection's own thread before the request is queued, within the
+/// request deadline: a slow client holds its own connection thread, never a
+/// handler. Upstream buffered 1 KiB, and only with a `Content-Length`.
+const BUFFERED_BODY: usize = 1024 * 1024;
+
+/// gocm patch: hands on, after the buffered part of a body, the error that
+/// ended its reading (a malformed chunk), so the handler sees it as upstream
+/// did; the connection closes, since the body was not read to its end.
+struct ReadFailure(Option<IoError>);
+
+impl Read for ReadFailure {
+    fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+        Err(self
+            .0
+            .take()
+            .unwrap_or_else(|| IoError::new(ErrorKind::InvalidData, "unreadable body")))
+    }
+}
+
+fn is_timeout(e: &IoError) -> bool {
+    matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
+}
 
 /// gocm patch: most raw bytes (framing included) read for a chunked body;
 /// past this the body ends in an error. The chunk-size line is buffered
@@ -221,7 +244,7 @@ pub fn new_request<R, W>(
     headers: Vec<Header>,
     remote_addr: Option<SocketAddr>,
     mut source_data: R,
-    writer: W,
+    mut writer: W,
 ) -> Result<Request, RequestCreationError>
 where
     R: Read + Abandon + Send + 'static,
@@ -245,28 +268,38 @@ where
     // gocm patch: `Connection: upgrade` no longer hands the whole socket to
     // the handler (gocm upgrades nothing, and it let a client hold a handler
     // thread for as long as it liked); the body is framed as any other.
+    // gocm patch: a body that will be buffered here gets its `100 Continue`
+    // from here too.
+    let buffered = match content_length {
+        Some(n) => n > 0 && n <= BUFFERED_BODY,
+        None => transfer_encoding,
+    };
+    let mut must_send_continue = expects_continue;
+    if expects_continue && buffered {
+        let msg = Response::new_empty(StatusCode(100));
+        msg.raw_print(writer.by_ref(), version.clone(), &headers, true, None)?;
+        writer.flush()?;
+        must_send_continue = false;
+    }
+
     let reader = if let Some(content_length) = content_length {
         if content_length == 0 {
             Box::new(io::empty()) as Box<dyn Read + Send + 'static>
-        } else if content_length <= BUFFERED_BODY && !expects_continue {
+        } else if buffered {
             // if the content-length is small enough, we just read everything into a buffer
-            // (gocm patch: up to 64 KiB, not 1 KiB, so that a slow client
-            // holds its own connection thread rather than a handler thread)
-
-            let mut buffer = vec![0; content_length];
-            let mut offset = 0;
-
-            while offset != content_length {
-                let read = source_data.read(&mut buffer[offset..])?;
-                if read == 0 {
-                    // the socket returned EOF, but we were before the expected content-length
-                    // aborting
-                    let info = "Connection has been closed before we received enough data";
-                    let err = IoError::new(ErrorKind::ConnectionAborted, info);
-                    return Err(RequestCreationError::CreationIoError(err));
-                }
-
-                offset += read;
+            // (gocm patch: up to BUFFERED_BODY; memory grows as the bytes
+            // arrive, not as the client announces them)
+            let mut buffer = Vec::with_capacity(content_length.min(64 * 1024));
+            source_data
+                .by_ref()
+                .take(content_length as u64)
+                .read_to_end(&mut buffer)?;
+            if buffer.len() != content_length {
+                // the socket returned EOF, but we were before the expected content-length
+                // aborting
+                let info = "Connection has been closed before we received enough data";
+                let err = IoError::new(ErrorKind::ConnectionAborted, info);
+                return Err(RequestCreationError::CreationIoError(err));
             }
 
             Box::new(Cursor::new(buffer)) as Box<dyn Read + Send + 'static>
@@ -275,7 +308,22 @@ where
             Box::new(FusedReader::new(data_reader)) as Box<dyn Read + Send + 'static>
         }
     } else if transfer_encoding {
-        Box::new(FusedReader::new(ChunkedBody::new(source_data))) as Box<dyn Read + Send + 'static>
+        // gocm patch: the first BUFFERED_BODY + 1 decoded bytes are read
+        // here; a longer body leaves its rest to the handler (gocm refuses
+        // it at --max-body without reading on).
+        let mut body = ChunkedBody::new(source_data);
+        let mut buffer = Vec::new();
+        let read = (&mut body)
+            .take(BUFFERED_BODY as u64 + 1)
+            .read_to_end(&mut buffer);
+        match read {
+            Err(e) if is_timeout(&e) => return Err(RequestCreationError::CreationIoError(e)),
+            Err(e) => Box::new(Cursor::new(buffer).chain(ReadFailure(Some(e))))
+                as Box<dyn Read + Send + 'static>,
+            Ok(_) if body.finished => Box::new(Cursor::new(buffer)) as Box<dyn Read + Send + 'static>,
+            Ok(_) => Box::new(Cursor::new(buffer).chain(FusedReader::new(body)))
+                as Box<dyn Read + Send + 'static>,
+        }
     } else {
         // if we have neither a Content-Length nor a Transfer-Encoding,
         // assuming that we have no data
@@ -293,7 +341,7 @@ where
         http_version: version,
         headers,
         body_length: content_length,
-        must_send_continue: expects_continue,
+        must_send_continue,
         notify_when_responded: None,
     })
 }
@@ -492,7 +540,8 @@ impl Request {
     {
         let res = self.respond_impl(response);
         if let Some(sender) = self.notify_when_responded.take() {
-            sender.send(()).unwrap();
+            // gocm patch: the connection may be gone; nothing to tell.
+            sender.send(res.is_ok()).ok();
         }
         res
     }
@@ -526,7 +575,7 @@ impl Request {
         })
     }
 
-    pub(crate) fn with_notify_sender(mut self, sender: Sender<()>) -> Self {
+    pub(crate) fn with_notify_sender(mut self, sender: Sender<bool>) -> Self {
         self.notify_when_responded = Some(sender);
         self
     }
@@ -546,9 +595,9 @@ impl Drop for Request {
     fn drop(&mut self) {
         if self.response_writer.is_some() {
             let response = Response::empty(500);
-            let _ = self.respond_impl(response); // ignoring any potential error
+            let written = self.respond_impl(response).is_ok();
             if let Some(sender) = self.notify_when_responded.take() {
-                sender.send(()).unwrap();
+                sender.send(written).ok();
             }
         }
     }
