@@ -323,6 +323,11 @@ fn errors_found_while_reading_the_header_are_json() {
             "417",
             "Expect",
         ),
+        (
+            "GET /healthz HTTP/0.9\r\n\r\n".to_string(),
+            "400",
+            "request line",
+        ),
     ] {
         let out = exchange(h.relay.addr(), request.as_bytes());
         assert!(out.starts_with(&format!("HTTP/1.1 {status}")), "{out:?}");
@@ -348,4 +353,14 @@ fn wrong_methods_say_which_one_is_allowed() {
         b"DELETE /gcm/report HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     );
     assert!(out.contains("Allow: GET"), "{out:?}");
+}
+
+#[test]
+fn an_absolute_form_target_is_served() {
+    let h = legacy(&[]);
+    let out = exchange(
+        h.relay.addr(),
+        b"GET http://localhost:5601/healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(out.starts_with("HTTP/1.1 200"), "{out:?}");
 }

@@ -102,7 +102,7 @@ impl Api {
     /// Answers one request. Never panics on client input; I/O errors while
     /// answering only mean the client went away.
     pub fn handle(&self, mut rq: Request) {
-        let path = rq.url().split('?').next().unwrap_or("").to_string();
+        let path = origin_path(rq.url()).to_string();
         let route = route_label(&path);
         let result = if route == "/healthz" {
             Ok(())
@@ -334,4 +334,15 @@ fn error_response(e: &ApiError) -> Answer {
         );
     }
     r
+}
+
+/// The path of a request target without its query; the absolute form
+/// (`http://host/path`, RFC 9112 §3.2.2, which servers must accept) is
+/// reduced to its path.
+fn origin_path(target: &str) -> &str {
+    let target = match target.split_once("://") {
+        Some((scheme, rest)) if !scheme.contains('/') => rest.find('/').map_or("/", |i| &rest[i..]),
+        _ => target,
+    };
+    target.split('?').next().unwrap_or("")
 }

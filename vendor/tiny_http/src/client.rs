@@ -395,7 +395,8 @@ impl Iterator for ClientConnection {
 /// Parses a "HTTP/1.1" string.
 fn parse_http_version(version: &str) -> Result<HTTPVersion, ReadError> {
     let (major, minor) = match version {
-        "HTTP/0.9" => (0, 9),
+        // gocm patch: HTTP/0.9 (no headers, no status line) is refused as a
+        // malformed request line; it was answered `HTTP/0.9 200 OK`.
         "HTTP/1.0" => (1, 0),
         "HTTP/1.1" => (1, 1),
         "HTTP/2.0" => (2, 0),
