@@ -324,19 +324,24 @@ impl Server {
                         let mut client = Some(client);
                         tasks_pool.spawn(Box::new(move || {
                             if let Some(client) = client.take() {
-                                // gocm patch: one request in flight per
-                                // connection, as upstream did for HTTPS only.
+                                // gocm patch: at most MAX_IN_FLIGHT (2)
+                                // requests of a connection queued or being
+                                // answered (upstream bounded only HTTPS).
                                 // A client pipelining requests without reading
                                 // the answers queued them without bound, and
                                 // every handler thread ended up waiting to
                                 // write its answer on that one connection.
-                                let (sender, receiver) = mpsc::channel();
+                                // HTTPS keeps upstream's one at a time
+                                // (needed there to avoid a deadlock).
+                                let max = if client.secure() { 1 } else { util::MAX_IN_FLIGHT };
+                                let gate = Arc::new(util::InFlight::default());
                                 for rq in client {
-                                    messages.push(rq.with_notify_sender(sender.clone()).into());
+                                    gate.enter();
+                                    messages.push(rq.with_notify_sender(gate.clone()).into());
                                     // An answer that could not be written
                                     // (a client that reads nothing, past
                                     // the write timeout) ends the connection.
-                                    if receiver.recv() != Ok(true) {
+                                    if !gate.wait_below(max) {
                                         break;
                                     }
                                 }

@@ -5,9 +5,9 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::str::FromStr;
 
-use std::sync::mpsc::Sender;
+use std::sync::Arc;
 
-use crate::util::{Abandon, EqualReader, FusedReader};
+use crate::util::{Abandon, EqualReader, FusedReader, InFlight};
 use crate::{HTTPVersion, Header, Method, Response, StatusCode};
 use chunked_transfer::Decoder;
 
@@ -73,13 +73,14 @@ pub struct Request {
     must_send_continue: bool,
 
     // If Some, a message must be sent after responding
-    /// gocm patch: carries whether the answer was written, so the
-    /// connection stops reading requests it could not answer.
-    notify_when_responded: Option<Sender<bool>>,
+    /// gocm patch: told when the request is answered, and whether the
+    /// answer was written, so the connection bounds its requests in flight
+    /// and stops reading those it could not answer.
+    notify_when_responded: Option<Arc<InFlight>>,
 }
 
 struct NotifyOnDrop<R> {
-    sender: Sender<bool>,
+    sender: Arc<InFlight>,
     inner: R,
 }
 
@@ -98,7 +99,7 @@ impl<R: Write> Write for NotifyOnDrop<R> {
 }
 impl<R> Drop for NotifyOnDrop<R> {
     fn drop(&mut self) {
-        self.sender.send(true).ok();
+        self.sender.leave(true);
     }
 }
 
@@ -540,8 +541,7 @@ impl Request {
     {
         let res = self.respond_impl(response);
         if let Some(sender) = self.notify_when_responded.take() {
-            // gocm patch: the connection may be gone; nothing to tell.
-            sender.send(res.is_ok()).ok();
+            sender.leave(res.is_ok());
         }
         res
     }
@@ -575,7 +575,7 @@ impl Request {
         })
     }
 
-    pub(crate) fn with_notify_sender(mut self, sender: Sender<bool>) -> Self {
+    pub(crate) fn with_notify_sender(mut self, sender: Arc<InFlight>) -> Self {
         self.notify_when_responded = Some(sender);
         self
     }
@@ -597,7 +597,7 @@ impl Drop for Request {
             let response = Response::empty(500);
             let written = self.respond_impl(response).is_ok();
             if let Some(sender) = self.notify_when_responded.take() {
-                sender.send(written).ok();
+                sender.leave(written);
             }
         }
     }

@@ -1,6 +1,7 @@
 pub use self::custom_stream::CustomStream;
 pub use self::equal_reader::EqualReader;
 pub use self::fused_reader::FusedReader;
+pub use self::in_flight::{InFlight, MAX_IN_FLIGHT};
 pub use self::messages_queue::MessagesQueue;
 pub use self::refined_tcp_stream::RefinedTcpStream;
 pub use self::sequential::{Abandon, SequentialReader, SequentialReaderBuilder};
@@ -13,6 +14,7 @@ mod custom_stream;
 mod equal_reader;
 mod fused_reader;
 mod messages_queue;
+mod in_flight;
 pub(crate) mod refined_tcp_stream;
 mod sequential;
 mod task_pool;
