@@ -143,6 +143,14 @@ fn named_server(listener: tiny_http::Listener) -> std::io::Result<tiny_http::Ser
         .map_err(|_| std::io::Error::other("tiny_http panicked while starting"))?
 }
 
+/// The longest a write of an answer may wait for the client to read. An
+/// answer waits only when the client left earlier answers unread (they fill
+/// the socket buffers), so this is about deaf clients, not slow networks: a
+/// client still reading frees space on every write. Such a connection holds
+/// up to two handler threads until then (and is closed), so it is kept far
+/// below `--client-timeout-ms`.
+const DEAF_CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
+
 fn bind_tcp(addr: SocketAddr, timeout: Duration) -> std::io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
@@ -151,7 +159,7 @@ fn bind_tcp(addr: SocketAddr, timeout: Duration) -> std::io::Result<TcpListener>
     // wake up every `timeout`, which the patched tiny_http accept loop
     // tolerates (see vendor/tiny_http/PATCHES.md).
     socket.set_read_timeout(Some(timeout))?;
-    socket.set_write_timeout(Some(timeout))?;
+    socket.set_write_timeout(Some(timeout.min(DEAF_CLIENT_TIMEOUT)))?;
     socket.bind(&addr.into())?;
     socket.listen(1024)?;
     Ok(socket.into())
@@ -213,7 +221,7 @@ fn bind_unix(path: &Path, timeout: Duration) -> Result<UnixListener, Error> {
         .set_read_timeout(Some(timeout))
         .map_err(io("setting the read timeout"))?;
     socket
-        .set_write_timeout(Some(timeout))
+        .set_write_timeout(Some(timeout.min(DEAF_CLIENT_TIMEOUT)))
         .map_err(io("setting the write timeout"))?;
     socket.bind(&addr).map_err(io("bind"))?;
     let listening =

@@ -67,6 +67,8 @@ pub struct ClientConnection {
     /// gocm patch: a byte of the current request has arrived (so a timeout
     /// is answered 408, while an idle keep-alive connection closes quietly).
     partial: bool,
+    /// gocm patch: for `InFlight`, to shut the socket from a handler.
+    shutdown: Option<crate::connection::Connection>,
 }
 
 /// Error that can happen when reading a request.
@@ -91,6 +93,7 @@ impl ClientConnection {
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
         let deadline = read_socket.deadline();
+        let shutdown = read_socket.shutdown_handle();
         let request_timeout = read_socket.read_timeout();
 
         let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(1024, read_socket));
@@ -106,7 +109,13 @@ impl ClientConnection {
             deadline,
             request_timeout,
             partial: false,
+            shutdown,
         }
+    }
+
+    /// gocm patch: a handle to shut the connection's socket (once).
+    pub(crate) fn take_shutdown(&mut self) -> Option<crate::connection::Connection> {
+        self.shutdown.take()
     }
 
     /// true if the connection is HTTPS
@@ -169,7 +178,15 @@ impl ClientConnection {
         let (method, path, version, headers) = {
             // reading the request line
             let (method, path, version) = {
-                let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                let mut line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                // gocm patch: empty lines before a request line are
+                // ignored (RFC 9112 §2.2); a few, not an endless stream.
+                for _ in 0..4 {
+                    if !line.is_empty() {
+                        break;
+                    }
+                    line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                }
 
                 parse_request_line(
                     line.as_str().trim(), // TODO: remove this conversion

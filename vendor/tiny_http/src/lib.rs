@@ -334,7 +334,8 @@ impl Server {
                                 // HTTPS keeps upstream's one at a time
                                 // (needed there to avoid a deadlock).
                                 let max = if client.secure() { 1 } else { util::MAX_IN_FLIGHT };
-                                let gate = Arc::new(util::InFlight::default());
+                                let mut client = client;
+                                let gate = Arc::new(util::InFlight::new(client.take_shutdown()));
                                 for rq in client {
                                     gate.enter();
                                     messages.push(rq.with_notify_sender(gate.clone()).into());

@@ -277,9 +277,12 @@ where
     };
     let mut must_send_continue = expects_continue;
     if expects_continue && buffered {
-        let msg = Response::new_empty(StatusCode(100));
-        msg.raw_print(writer.by_ref(), version.clone(), &headers, true, None)?;
-        writer.flush()?;
+        // Written by hand: a 1xx has no Content-Length, and an HTTP/1.0
+        // client gets none (RFC 9110 §15.2).
+        if version >= HTTPVersion(1, 1) {
+            writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+            writer.flush()?;
+        }
         must_send_continue = false;
     }
 
@@ -554,15 +557,23 @@ impl Request {
 
         let do_not_send_body = self.method == Method::Head;
 
-        Self::ignore_client_closing_errors(response.raw_print(
+        let written = Self::ignore_client_closing_errors(response.raw_print(
             writer.by_ref(),
             self.http_version.clone(),
             &self.headers,
             do_not_send_body,
             None,
-        ))?;
-
-        Self::ignore_client_closing_errors(writer.flush())
+        ))
+        .and_then(|()| Self::ignore_client_closing_errors(writer.flush()));
+        // gocm patch: shut the socket before `writer` is dropped, whose
+        // flush would otherwise wait out the write timeout once more.
+        if written.is_err() {
+            if let Some(gate) = &self.notify_when_responded {
+                gate.kill();
+            }
+        }
+        drop(writer);
+        written
     }
 
     fn ignore_client_closing_errors(result: io::Result<()>) -> io::Result<()> {

@@ -1,7 +1,10 @@
 //! gocm patch: bounds the requests of one connection that are queued or
 //! being answered.
 
+use std::net::Shutdown;
 use std::sync::{Condvar, Mutex};
+
+use crate::connection::Connection;
 
 /// How many requests of one connection may be queued or being answered at
 /// once. Two lets a client that waits for each answer (nearly every
@@ -15,6 +18,12 @@ pub const MAX_IN_FLIGHT: usize = 2;
 pub struct InFlight {
     state: Mutex<State>,
     freed: Condvar,
+    /// The connection's socket, to shut down when an answer cannot be
+    /// written: the failed writer's flush on drop and the next answer
+    /// waiting its turn then fail at once instead of each waiting out the
+    /// write timeout (a client that reads nothing held two handler threads
+    /// for several timeouts).
+    socket: Option<Connection>,
 }
 
 #[derive(Default)]
@@ -27,6 +36,20 @@ struct State {
 }
 
 impl InFlight {
+    pub(crate) fn new(socket: Option<Connection>) -> InFlight {
+        InFlight {
+            socket,
+            ..InFlight::default()
+        }
+    }
+
+    /// An answer could not be written: end the connection now.
+    pub fn kill(&self) {
+        if let Some(s) = &self.socket {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+
     /// A request was queued.
     pub fn enter(&self) {
         self.state.lock().unwrap().count += 1;

@@ -163,6 +163,16 @@ impl RefinedTcpStream {
         self.deadline.clone()
     }
 
+    /// gocm patch: a handle that can shut the socket down from another
+    /// thread (HTTPS: none).
+    pub(crate) fn shutdown_handle(&self) -> Option<Connection> {
+        match &self.stream {
+            Stream::Http(c) => c.try_clone().ok(),
+            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
+            Stream::Https(_) => None,
+        }
+    }
+
     /// gocm patch: the socket's read timeout.
     pub(crate) fn read_timeout(&self) -> Option<Duration> {
         self.stream.read_timeout()
