@@ -338,7 +338,7 @@ impl Server {
                                 let gate = Arc::new(util::InFlight::new(client.take_shutdown()));
                                 for rq in client {
                                     gate.enter();
-                                    messages.push(rq.with_notify_sender(gate.clone()).into());
+                                    messages.push(rq.with_in_flight(gate.clone()).into());
                                     // An answer that could not be written
                                     // (a client that reads nothing, past
                                     // the write timeout) ends the connection.

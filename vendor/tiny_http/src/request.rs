@@ -76,20 +76,20 @@ pub struct Request {
     /// gocm patch: told when the request is answered, and whether the
     /// answer was written, so the connection bounds its requests in flight
     /// and stops reading those it could not answer.
-    notify_when_responded: Option<Arc<InFlight>>,
+    in_flight: Option<Arc<InFlight>>,
 }
 
-struct NotifyOnDrop<R> {
-    sender: Arc<InFlight>,
+struct LeaveOnDrop<R> {
+    gate: Arc<InFlight>,
     inner: R,
 }
 
-impl<R: Read> Read for NotifyOnDrop<R> {
+impl<R: Read> Read for LeaveOnDrop<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.inner.read(buf)
     }
 }
-impl<R: Write> Write for NotifyOnDrop<R> {
+impl<R: Write> Write for LeaveOnDrop<R> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.inner.write(buf)
     }
@@ -97,9 +97,9 @@ impl<R: Write> Write for NotifyOnDrop<R> {
         self.inner.flush()
     }
 }
-impl<R> Drop for NotifyOnDrop<R> {
+impl<R> Drop for LeaveOnDrop<R> {
     fn drop(&mut self) {
-        self.sender.leave(true);
+        self.gate.leave(true);
     }
 }
 
@@ -346,7 +346,7 @@ where
         headers,
         body_length: content_length,
         must_send_continue,
-        notify_when_responded: None,
+        in_flight: None,
     })
 }
 
@@ -431,9 +431,9 @@ impl Request {
         self.response_writer.as_mut().unwrap().flush().ok(); // TODO: unused result
 
         let stream = CustomStream::new(self.extract_reader_impl(), self.extract_writer_impl());
-        if let Some(sender) = self.notify_when_responded.take() {
-            let stream = NotifyOnDrop {
-                sender,
+        if let Some(gate) = self.in_flight.take() {
+            let stream = LeaveOnDrop {
+                gate,
                 inner: stream,
             };
             Box::new(stream) as Box<dyn ReadWrite + Send>
@@ -498,9 +498,9 @@ impl Request {
     #[inline]
     pub fn into_writer(mut self) -> Box<dyn Write + Send + 'static> {
         let writer = self.extract_writer_impl();
-        if let Some(sender) = self.notify_when_responded.take() {
-            let writer = NotifyOnDrop {
-                sender,
+        if let Some(gate) = self.in_flight.take() {
+            let writer = LeaveOnDrop {
+                gate,
                 inner: writer,
             };
             Box::new(writer) as Box<dyn Write + Send + 'static>
@@ -543,8 +543,8 @@ impl Request {
         R: Read,
     {
         let res = self.respond_impl(response);
-        if let Some(sender) = self.notify_when_responded.take() {
-            sender.leave(res.is_ok());
+        if let Some(gate) = self.in_flight.take() {
+            gate.leave(res.is_ok());
         }
         res
     }
@@ -568,7 +568,7 @@ impl Request {
         // gocm patch: shut the socket before `writer` is dropped, whose
         // flush would otherwise wait out the write timeout once more.
         if written.is_err() {
-            if let Some(gate) = &self.notify_when_responded {
+            if let Some(gate) = &self.in_flight {
                 gate.kill();
             }
         }
@@ -586,8 +586,8 @@ impl Request {
         })
     }
 
-    pub(crate) fn with_notify_sender(mut self, sender: Arc<InFlight>) -> Self {
-        self.notify_when_responded = Some(sender);
+    pub(crate) fn with_in_flight(mut self, gate: Arc<InFlight>) -> Self {
+        self.in_flight = Some(gate);
         self
     }
 }
@@ -607,8 +607,8 @@ impl Drop for Request {
         if self.response_writer.is_some() {
             let response = Response::empty(500);
             let written = self.respond_impl(response).is_ok();
-            if let Some(sender) = self.notify_when_responded.take() {
-                sender.leave(written);
+            if let Some(gate) = self.in_flight.take() {
+                gate.leave(written);
             }
         }
     }
